@@ -1,0 +1,75 @@
+"""The command line end to end: `python helpers.py ...` in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import helpers
+from conftest import ROOT
+
+# Run helpers.py as a script after pointing torchvision's mirrors at a closed
+# local port, so a download fails at once as it does on a machine with no network.
+OFFLINE_LAUNCHER = (
+    "import sys, runpy, torchvision;"
+    "torchvision.datasets.MNIST.mirrors = ['http://127.0.0.1:9/'];"
+    "sys.argv = ['helpers.py', *sys.argv[1:]];"
+    "runpy.run_path('helpers.py', run_name='__main__')"
+)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", OFFLINE_LAUNCHER, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) >= 1
+    for phrase in phrases:
+        assert phrase in lines[-1], lines[-1]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--epochs", "0"), ("--batch-size", "-4"),
+                                              ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan")])
+def test_invalid_settings_are_refused_with_a_message(flag, value):
+    result = run_cli(flag, value)
+    assert result.returncode == 2
+    assert_one_clear_line(result, flag)
+
+
+def test_missing_data_ends_with_one_line_naming_the_folder(tmp_path):
+    result = run_cli("--data-dir", str(tmp_path), "--epochs", "1")
+    assert_one_clear_line(result, "error:", str(tmp_path / "MNIST" / "raw"), "train-images-idx3-ubyte")
+
+
+def test_corrupt_data_ends_with_one_line_naming_the_file(fake_mnist):
+    path = fake_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    result = run_cli("--data-dir", str(fake_mnist))
+    assert_one_clear_line(result, "error:", "t10k-images-idx3-ubyte")
+
+
+def test_divergence_ends_with_one_line_naming_the_learning_rate(fake_mnist):
+    result = run_cli("--data-dir", str(fake_mnist), "--lr", "10000", "--no-progress")
+    assert_one_clear_line(result, "error:", "learning rate")
+
+
+def test_a_run_writes_the_metrics_json_and_a_loadable_model(fake_mnist, tmp_path):
+    metrics, weights = tmp_path / "out" / "metrics.json", tmp_path / "out" / "model.pt"
+    result = run_cli("--data-dir", str(fake_mnist), "--epochs", "2", "--no-progress",
+                     "--metrics-out", str(metrics), "--save-model", str(weights))
+    assert result.returncode == 0, result.stderr
+    assert "epoch 2:" in result.stdout and "Final test accuracy" in result.stdout
+    written = json.loads(metrics.read_text())
+    assert written["params"] == 23_682
+    assert [record["epoch"] for record in written["history"]] == [1, 2]
+    assert set(written["history"][0]) == {"epoch", "train_loss", "train_accuracy", "test_loss",
+                                          "test_accuracy", "lr", "seconds"}
+    state = torch.load(weights, weights_only=True)
+    assert set(state) == set(helpers.Net().state_dict())
+    assert not list(weights.parent.glob("*.tmp"))  # the atomic save left no temporary file

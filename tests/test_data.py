@@ -1,0 +1,108 @@
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+import helpers
+from conftest import write_idx
+
+
+def test_shuffled_batches_cover_every_sample_exactly_once_and_keep_the_last_partial_batch():
+    batches = helpers.shuffled_batches(50, 16, torch.Generator().manual_seed(0))
+    assert [len(batch) for batch in batches] == [16, 16, 16, 2]
+    assert sorted(torch.cat(batches).tolist()) == list(range(50))
+
+
+def test_shuffled_batches_differ_between_epochs_but_repeat_with_the_seed():
+    generator = torch.Generator().manual_seed(3)
+    first, second = (torch.cat(helpers.shuffled_batches(100, 16, generator)) for _ in range(2))
+    assert not torch.equal(first, second)
+    again = torch.cat(helpers.shuffled_batches(100, 16, torch.Generator().manual_seed(3)))
+    assert torch.equal(first, again)
+
+
+def test_data_dir_comes_from_the_argument_then_the_environment_then_data(monkeypatch):
+    monkeypatch.setenv("MNIST_DATA_DIR", "/from/env")
+    assert str(helpers.resolve_data_dir("/from/arg")) == "/from/arg"
+    assert str(helpers.resolve_data_dir()) == "/from/env"
+    monkeypatch.delenv("MNIST_DATA_DIR")
+    assert str(helpers.resolve_data_dir()) == "data"
+
+
+def test_fake_mnist_loads_normalized_with_the_training_sets_statistics(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    assert data.train_images.shape == (80, 1, 28, 28)
+    assert data.test_images.shape == (40, 1, 28, 28)
+    assert data.train_images.dtype == torch.float32
+    assert data.train_labels.dtype == torch.int64
+    assert data.train_images.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert data.train_images.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert data.test_labels.tolist() == [i % 10 for i in range(40)]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make torchvision's download fail at once, as on a machine with no network."""
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+
+
+def test_missing_files_offline_give_one_error_naming_the_folder_the_files_and_both_fixes(tmp_path, offline):
+    with pytest.raises(helpers.MnistDataError) as caught:
+        helpers.load_mnist(tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    for name in helpers.MNIST_FILES:
+        assert name in message
+    assert "connect to the internet" in message and "copy the four" in message
+    assert "\n" not in message
+
+
+def test_download_error_is_not_a_bare_urllib_error(tmp_path, offline):
+    with pytest.raises(helpers.MnistDataError) as caught:
+        helpers.load_mnist(tmp_path)
+    assert not isinstance(caught.value, urllib.error.URLError)
+
+
+def test_truncated_file_is_named_in_the_error(fake_mnist):
+    path = fake_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(helpers.MnistDataError, match="train-images-idx3-ubyte is truncated"):
+        helpers.load_mnist(fake_mnist)
+
+
+def test_file_with_a_bad_header_is_named_in_the_error(fake_mnist):
+    path = fake_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])  # an image file's magic
+    with pytest.raises(helpers.MnistDataError, match="t10k-labels-idx1-ubyte is not an MNIST file"):
+        helpers.load_mnist(fake_mnist)
+
+
+def test_empty_file_is_named_in_the_error(fake_mnist):
+    (fake_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"")
+    with pytest.raises(helpers.MnistDataError, match="train-labels-idx1-ubyte"):
+        helpers.load_mnist(fake_mnist)
+
+
+def test_labels_outside_zero_to_nine_are_refused(fake_mnist):
+    path = fake_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels = torch.arange(80, dtype=torch.uint8) % 10
+    labels[7] = 12
+    write_idx(path, 2049, labels.numpy())
+    with pytest.raises(helpers.MnistDataError, match="train-labels-idx1-ubyte holds labels outside 0-9"):
+        helpers.load_mnist(fake_mnist)
+
+
+def test_images_and_labels_of_different_lengths_are_refused(fake_mnist):
+    path = fake_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    write_idx(path, 2049, (torch.arange(39) % 10).to(torch.uint8).numpy())
+    with pytest.raises(helpers.MnistDataError, match="40 t10k images but 39 labels"):
+        helpers.load_mnist(fake_mnist)
+
+
+def test_real_mnist_has_the_published_sizes_and_statistics(real_mnist):
+    assert real_mnist.train_images.shape == (60_000, 1, 28, 28)
+    assert real_mnist.test_images.shape == (10_000, 1, 28, 28)
+    assert round(real_mnist.mean, 4) == helpers.MNIST_MEAN
+    assert round(real_mnist.std, 4) == helpers.MNIST_STD
+    assert torch.bincount(real_mnist.train_labels).tolist()[:2] == [5923, 6742]

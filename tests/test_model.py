@@ -1,0 +1,49 @@
+import io
+from contextlib import redirect_stdout
+
+import torch
+from torchsummary import summary
+
+import helpers
+
+# The course's architecture table: (layer, output shape, parameters).
+SEED_TABLE = [
+    ("Conv2d-1", "[-1, 8, 26, 26]", "80"),
+    ("Conv2d-2", "[-1, 16, 24, 24]", "1,168"),
+    ("Conv2d-3", "[-1, 64, 10, 10]", "9,280"),
+    ("Conv2d-4", "[-1, 16, 8, 8]", "9,232"),
+    ("Conv2d-5", "[-1, 8, 2, 2]", "1,160"),
+    ("Linear-6", "[-1, 64]", "2,112"),
+    ("Linear-7", "[-1, 10]", "650"),
+]
+
+
+def test_net_has_the_courses_23682_parameters():
+    assert helpers.count_parameters(helpers.Net()) == 23_682
+
+
+def test_forward_maps_a_batch_to_log_probabilities_over_ten_digits():
+    log_probs = helpers.Net()(torch.randn(5, 1, 28, 28))
+    assert log_probs.shape == (5, 10)
+    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(5))
+
+
+def test_torchsummary_table_matches_the_seed_row_for_row():
+    text = io.StringIO()
+    with redirect_stdout(text):
+        summary(helpers.Net(), (1, 28, 28), device="cpu")
+    rows = [line.split(maxsplit=2) for line in text.getvalue().splitlines()
+            if line.strip().startswith(("Conv2d-", "Linear-", "ReLU", "MaxPool"))]
+    table = [(name, rest.rsplit(maxsplit=1)[0].strip(), rest.rsplit(maxsplit=1)[1])
+             for name, *parts in rows for rest in [" ".join(parts)]]
+    assert table == SEED_TABLE
+    assert "Total params: 23,682" in text.getvalue()
+
+
+def test_prepare_model_keeps_the_outputs_of_the_plain_model():
+    torch.manual_seed(0)
+    model = helpers.Net()
+    images = torch.randn(4, 1, 28, 28)
+    expected = model(images)
+    prepared = helpers.prepare_model(model, torch.device("cpu"))
+    torch.testing.assert_close(prepared(images), expected)

@@ -1,0 +1,119 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import helpers
+
+
+class FixedPredictions(nn.Module):
+    """A 'model' that returns given log-probabilities, one row per input image."""
+
+    def __init__(self, probabilities: list[list[float]]) -> None:
+        super().__init__()
+        self.log_probs = torch.tensor(probabilities).log()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.log_probs[images[:, 0, 0, 0].long()]  # pixel (0, 0) holds the row index
+
+
+def test_evaluate_returns_the_mean_loss_per_sample_and_accuracy_in_percent():
+    probabilities = [
+        [0.5, 0.5, 0.0],  # label 0: loss ln 2, a tie that argmax breaks towards 0 (correct)
+        [0.25, 0.75, 0.0],  # label 0: loss ln 4, wrong
+        [0.0, 0.0, 1.0],  # label 2: loss 0, right
+    ]
+    images = torch.arange(3.0).reshape(3, 1, 1, 1).expand(3, 1, 28, 28)
+    labels = torch.tensor([0, 0, 2])
+    # batch size 2 leaves a partial batch: the mean must still divide by 3 samples
+    loss, accuracy = helpers.evaluate(FixedPredictions(probabilities), images, labels, batch_size=2)
+    assert loss == pytest.approx((math.log(2) + math.log(4) + 0) / 3)
+    assert accuracy == pytest.approx(200 / 3)
+
+
+def test_a_few_steps_lower_the_training_loss(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    helpers.set_seed(0)
+    model = helpers.Net()
+    before, _ = helpers.evaluate(model, data.train_images, data.train_labels)
+    # Adam starts this deep, narrow network faster than SGD: 30 steps are enough
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(6):
+        helpers.train_one_epoch(model, optimizer, None, data.train_images, data.train_labels,
+                                batch_size=16, generator=torch.Generator().manual_seed(0), progress=False)
+    after, _ = helpers.evaluate(model, data.train_images, data.train_labels)
+    assert after < 0.5 * before
+
+
+def fit_fake(data, seed, **options):
+    helpers.set_seed(seed)
+    model = helpers.prepare_model(helpers.Net(), torch.device("cpu"))
+    history = helpers.fit(model, data, epochs=2, seed=seed, progress=False, **options)
+    return model, history
+
+
+def without_seconds(history):
+    return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+
+def test_the_same_seed_gives_identical_weights_and_history(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    first_model, first_history = fit_fake(data, seed=7)
+    second_model, second_history = fit_fake(data, seed=7)
+    _, other_history = fit_fake(data, seed=8)
+    assert without_seconds(first_history) == without_seconds(second_history)
+    second_weights = second_model.state_dict()
+    for name, weight in first_model.state_dict().items():
+        assert torch.equal(weight, second_weights[name]), name
+    assert without_seconds(first_history) != without_seconds(other_history)
+
+
+def test_history_has_one_record_per_epoch_with_every_metric(fake_mnist):
+    _, history = fit_fake(helpers.load_mnist(fake_mnist), seed=0)
+    assert [record["epoch"] for record in history] == [1, 2]
+    for record in history:
+        assert set(record) == {"epoch", "train_loss", "train_accuracy", "test_loss",
+                               "test_accuracy", "lr", "seconds"}
+        assert 0 <= record["test_accuracy"] <= 100 and record["seconds"] > 0
+
+
+def test_a_diverging_loss_stops_training_and_names_the_learning_rate(fake_mnist):
+    with pytest.raises(helpers.TrainingDiverged, match="learning rate") as caught:
+        fit_fake(helpers.load_mnist(fake_mnist), seed=0, lr=1e4)
+    assert caught.value.history == []
+
+
+def test_an_interrupt_keeps_the_history_of_the_completed_epochs(fake_mnist, monkeypatch):
+    data = helpers.load_mnist(fake_mnist)
+    real_train_one_epoch = helpers.train_one_epoch
+    calls = []
+
+    def interrupted_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_one_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(helpers, "train_one_epoch", interrupted_in_second_epoch)
+    _, history = fit_fake(data, seed=0)
+    assert [record["epoch"] for record in history] == [1]
+
+
+def test_fit_refuses_settings_that_cannot_train(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    for options in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"lr": -1.0}):
+        with pytest.raises(ValueError):
+            helpers.fit(helpers.Net(), data, progress=False, **options)
+
+
+def test_one_short_epoch_on_real_mnist_is_far_above_chance(real_mnist):
+    subset = helpers.MnistTensors(
+        train_images=real_mnist.train_images[:8000], train_labels=real_mnist.train_labels[:8000],
+        test_images=real_mnist.test_images[:2000], test_labels=real_mnist.test_labels[:2000],
+        mean=real_mnist.mean, std=real_mnist.std,
+    )
+    helpers.set_seed(1)
+    model = helpers.prepare_model(helpers.Net(), torch.device("cpu"))
+    history = helpers.fit(model, subset, epochs=1, seed=1, progress=False)
+    assert history[0]["test_accuracy"] > 80.0  # chance is 10%
