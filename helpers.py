@@ -418,6 +418,269 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     return path
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is unreadable or holds weights of another network."""
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str | None = None) -> Net:
+    """A `Net` in eval mode with the weights saved at `path` (loaded with weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: save one first (python helpers.py --save-model FILE)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors all mean an unreadable file
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): "
+                              f"{type(error).__name__}") from None
+    model = Net()
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"it holds a {type(state).__name__}, not a state dict")
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"The weights in {path} do not fit Net: {first_line}") from None
+    return prepare_model(model, torch.device(device) if device else pick_device()).eval()
+
+
+# ---------------------------------------------------------------------------
+# 6. Your own digit
+# ---------------------------------------------------------------------------
+
+
+def _to_grayscale(image) -> Tensor:
+    """A file path, PIL image, numpy array or tensor -> (H, W) float tensor in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, (str, os.PathLike)):
+        if not Path(image).is_file():
+            raise FileNotFoundError(f"No image file at {image}")
+        try:
+            image = Image.open(image)
+            image.load()
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{image} is not an image file that Pillow can read: {error}") from None
+    if isinstance(image, Image.Image):
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            # a drawing on a transparent canvas: show it on white paper
+            white = Image.new("RGBA", image.size, "white")
+            image = Image.alpha_composite(white, image.convert("RGBA"))
+        return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    if not isinstance(image, Tensor):
+        raise TypeError(f"Expected a file path, PIL image, numpy array or tensor, got {type(image).__name__}")
+    if image.numel() == 0:
+        raise ValueError(f"The image is empty (shape {tuple(image.shape)})")
+    if image.dtype == torch.bool or image.is_complex():
+        raise TypeError(f"Expected a grayscale or colour image, got a {image.dtype} array")
+    pixels = image.detach().cpu().float()
+    if torch.isnan(pixels).any() or torch.isinf(pixels).any():
+        raise ValueError("The image holds NaN or infinite values")
+    if image.dtype == torch.uint8 or pixels.max() > 1:
+        pixels = pixels / 255
+    if pixels.dim() == 3:
+        channels_first = pixels.shape[0] in (1, 3, 4) and pixels.shape[-1] not in (1, 3, 4)
+        pixels = pixels if channels_first else pixels.permute(2, 0, 1)
+        if pixels.shape[0] == 4:  # RGBA: on white paper, as above
+            pixels = pixels[:3] * pixels[3] + (1 - pixels[3])
+        pixels = pixels.mean(dim=0) if pixels.shape[0] in (1, 3) else None
+    if pixels is None or pixels.dim() != 2:
+        raise ValueError(f"Expected a 2-D grayscale or 3-D RGB/RGBA image, got shape {tuple(image.shape)}")
+    return pixels.clamp(0, 1)
+
+
+def preprocess_digit(image) -> Tensor:
+    """Any image of one digit -> (1, 1, 28, 28) normalized tensor, prepared the way MNIST was made."""
+    pixels = _to_grayscale(image)
+    # MNIST is light ink on black. The border is mostly paper: if it is light, invert.
+    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.median() > 0.5:
+        pixels = 1 - pixels
+    # Remove the background: paper level to 0, strongest ink to 1, faint noise dropped.
+    background = pixels.median()
+    ink = (pixels - background).clamp(min=0)
+    if ink.max() < 0.15:
+        raise ValueError("The image has no ink: it looks blank (no digit stands out from the background)")
+    ink = ink / ink.max()
+    ink[ink < 0.2] = 0
+    # Crop to the ink, then scale the longer side to 20 px, keeping the aspect ratio.
+    rows, columns = torch.nonzero(ink, as_tuple=True)
+    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    scale = 20 / max(ink.shape)
+    height, width = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+    digit = F.interpolate(ink[None, None], size=(height, width), mode="bilinear", antialias=True)[0, 0]
+    digit = (digit / digit.max()).clamp(0, 1)
+    # Place it so its centre of mass sits where MNIST's do: pixel (14, 14) of the 28 x 28 field.
+    total = digit.sum()
+    centre_row = (digit.sum(dim=1) * torch.arange(height)).sum() / total
+    centre_column = (digit.sum(dim=0) * torch.arange(width)).sum() / total
+    top = min(max(round(14 - centre_row.item()), 0), 28 - height)
+    left = min(max(round(14 - centre_column.item()), 0), 28 - width)
+    canvas = torch.zeros(28, 28)
+    canvas[top : top + height, left : left + width] = digit
+    return ((canvas - MNIST_MEAN) / MNIST_STD).reshape(1, 1, 28, 28)
+
+
+def predict_digit(model: nn.Module, image) -> tuple[int, Tensor]:
+    """(most likely digit, (10,) probabilities that sum to 1) for one image of a digit."""
+    device = next(model.parameters()).device
+    probabilities = predict_probabilities(model, preprocess_digit(image).to(device))[0]
+    return int(probabilities.argmax()), probabilities
+
+
+# ---------------------------------------------------------------------------
+# 7. Inspection and plots
+# ---------------------------------------------------------------------------
+
+
+def architecture_table(model: nn.Module, image_size: int = 28) -> list[dict]:
+    """Per layer: output shape, parameter count, and receptive field in input pixels.
+
+    A 3x3 convolution widens the receptive field by 2 steps of the current
+    stride ("jump"); a 2x2 max-pool by 1 step, and doubles the jump.
+    """
+    rows, receptive_field, jump = [], 1, 1
+    x = torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device)
+    with torch.no_grad():
+        for name, layer in model.named_children():
+            if isinstance(layer, nn.Linear):
+                x = torch.flatten(x, 1)
+            x = F.relu(layer(x))
+            if isinstance(layer, nn.Conv2d):
+                receptive_field += (layer.kernel_size[0] - 1) * jump
+            rows.append({"layer": name, "output": list(x.shape[1:]), "parameters": count_parameters(layer),
+                         "receptive_field": receptive_field if x.dim() == 4 else image_size})
+            if name in ("conv2", "conv4"):  # Net.forward max-pools after these two
+                x = F.max_pool2d(x, 2)
+                receptive_field += jump
+                jump *= 2
+                rows.append({"layer": "max-pool", "output": list(x.shape[1:]), "parameters": 0,
+                             "receptive_field": receptive_field})
+    return rows
+
+
+def lr_range_test(
+    model: nn.Module,
+    data: MnistTensors,
+    *,
+    start_lr: float = 1e-4,
+    end_lr: float = 1.0,
+    steps: int = 300,
+    batch_size: int = BATCH_SIZE,
+    momentum: float = MOMENTUM,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
+    """Train `steps` batches while the learning rate grows exponentially; (lrs, smoothed losses).
+
+    Stops early once the loss is four times its best: the rate is then far too high.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=start_lr, momentum=momentum, nesterov=momentum > 0)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=(end_lr / start_lr) ** (1 / steps))
+    batches = shuffled_batches(len(data.train_labels), batch_size, generator)[:steps]
+    lrs, losses, smoothed = [], [], 0.0
+    model.train()
+    for step, indices in enumerate(batches, start=1):
+        indices = indices.to(data.train_images.device)
+        loss = F.nll_loss(model(data.train_images[indices]), data.train_labels[indices])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        # an exponential moving average, bias-corrected, so single batches do not dominate
+        smoothed = 0.95 * smoothed + 0.05 * loss.item()
+        lrs.append(scheduler.get_last_lr()[0])
+        losses.append(smoothed / (1 - 0.95**step))
+        scheduler.step()
+        if not math.isfinite(losses[-1]) or losses[-1] > 4 * min(losses):
+            break
+    return lrs, losses
+
+
+@torch.inference_mode()
+def predict_probabilities(model: nn.Module, images: Tensor, batch_size: int = EVAL_BATCH_SIZE) -> Tensor:
+    """(N, 1, 28, 28) images -> (N, 10) class probabilities, on the CPU."""
+    model.eval()
+    return torch.cat([model(images[start : start + batch_size]).exp().cpu()
+                      for start in range(0, len(images), batch_size)])
+
+
+def confusion_matrix(labels: Tensor, predictions: Tensor, classes: int = 10) -> Tensor:
+    """(classes, classes) counts: row = true digit, column = predicted digit."""
+    pairs = labels.cpu() * classes + predictions.cpu()
+    return torch.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
+
+
+def feature_maps(model: Net, image: Tensor) -> dict[str, Tensor]:
+    """The ReLU output of each conv layer for one (1, 28, 28) image: name -> (C, H, W)."""
+    maps = {}
+    hooks = [layer.register_forward_hook(lambda _, __, out, name=name: maps.__setitem__(name, out.relu()[0]))
+             for name, layer in model.named_children() if isinstance(layer, nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model.eval()(image.unsqueeze(0))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: tensor.cpu() for name, tensor in maps.items()}
+
+
+def plot_digits(images: Tensor, titles: list[str], columns: int = 8, colors: list[str] | None = None,
+                suptitle: str = ""):
+    """A grid of (N, 1, 28, 28) or (N, 28, 28) digits, each with a short title; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rows = math.ceil(len(images) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index].reshape(28, 28).cpu(), cmap="gray_r")
+            axis.set_title(titles[index], fontsize=9, color=(colors or ["black"] * len(images))[index])
+    figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def plot_history(history: list[dict]):
+    """Training and test loss and accuracy per epoch, side by side; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    epochs = [record["epoch"] for record in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for split, style in (("train", "o-"), ("test", "s-")):
+        loss_axis.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
+        accuracy_axis.plot(epochs, [r[f"{split}_accuracy"] for r in history], style, label=split)
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="mean negative log-likelihood per image")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for axis in (loss_axis, accuracy_axis):
+        axis.set_xticks(epochs)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion_matrix(matrix: Tensor):
+    """The confusion matrix on a log colour scale, counts written in; returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    image = axis.imshow(matrix + 1, cmap="Blues", norm=LogNorm())  # +1: log scale needs no zeros
+    for true in range(10):
+        for predicted in range(10):
+            count = int(matrix[true, predicted])
+            if count:
+                axis.text(predicted, true, count, ha="center", va="center", fontsize=8,
+                          color="white" if true == predicted else "black")
+    axis.set(title="Confusion matrix (test set)", xlabel="predicted digit", ylabel="true digit",
+             xticks=range(10), yticks=range(10))
+    figure.colorbar(image, label="images + 1 (log scale)")
+    figure.tight_layout()
+    return figure
+
+
 # ---------------------------------------------------------------------------
 # 8. Command line
 # ---------------------------------------------------------------------------
