@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
+from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm
 
 # ---------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     description: str = "train",
-    progress: bool = True,
+    progress: bool | str = True,
     label_smoothing: float = 0.0,
     check_every: int = 200,
 ) -> tuple[float, float]:
@@ -300,8 +301,10 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     seen = 0
-    bar = tqdm(total=len(labels), desc=description, unit="img", mininterval=0.5,
-               disable=not progress, dynamic_ncols=True)
+    # "text" draws a plain bar even in Jupyter: nbconvert keeps only a widget's first frame
+    bar_class = text_tqdm if progress == "text" else tqdm
+    bar = bar_class(total=len(labels), desc=description, unit="img", mininterval=0.5, ncols=100,
+                    disable=progress in (False, "off"))
     with bar:
         for step, indices in enumerate(batches, start=1):
             indices = indices.to(images.device, non_blocking=True)
@@ -341,7 +344,7 @@ def fit(
     lr: float = LEARNING_RATE,
     momentum: float = MOMENTUM,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = True,
     on_epoch_end=None,
 ) -> list[dict]:
     """Train with SGD (Nesterov momentum) and a one-cycle schedule; return one dict per epoch.
@@ -349,7 +352,8 @@ def fit(
     Each dict has epoch, train_loss, train_accuracy, test_loss, test_accuracy
     (percent), lr (at the epoch's end) and seconds. An interrupt (Ctrl-C, the
     notebook's stop button) returns the epochs completed so far; a diverging
-    loss raises TrainingDiverged, which carries them too.
+    loss raises TrainingDiverged, which carries them too. `progress` is True
+    (tqdm.auto: a widget in Jupyter), "text" (a plain bar) or False.
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
@@ -467,7 +471,7 @@ def _to_grayscale(image) -> Tensor:
             image = Image.alpha_composite(white, image.convert("RGBA"))
         return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)
     if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image))
+        image = torch.from_numpy(np.array(image))  # a copy: the caller's array may be read-only
     if not isinstance(image, Tensor):
         raise TypeError(f"Expected a file path, PIL image, numpy array or tensor, got {type(image).__name__}")
     if image.numel() == 0:
@@ -484,7 +488,9 @@ def _to_grayscale(image) -> Tensor:
         pixels = pixels if channels_first else pixels.permute(2, 0, 1)
         if pixels.shape[0] == 4:  # RGBA: on white paper, as above
             pixels = pixels[:3] * pixels[3] + (1 - pixels[3])
-        pixels = pixels.mean(dim=0) if pixels.shape[0] in (1, 3) else None
+        if pixels.shape[0] == 3:  # the luminance weights PIL's convert("L") uses (ITU-R 601)
+            pixels = torch.tensordot(torch.tensor([0.299, 0.587, 0.114]), pixels, dims=1)
+        pixels = pixels[0] if pixels.shape[0] == 1 else pixels if pixels.dim() == 2 else None
     if pixels is None or pixels.dim() != 2:
         raise ValueError(f"Expected a 2-D grayscale or 3-D RGB/RGBA image, got shape {tuple(image.shape)}")
     return pixels.clamp(0, 1)
@@ -522,6 +528,37 @@ def preprocess_digit(image) -> Tensor:
     return ((canvas - MNIST_MEAN) / MNIST_STD).reshape(1, 1, 28, 28)
 
 
+def render_digit(
+    digit: int,
+    *,
+    font: str = "DejaVuSans.ttf",
+    size: int = 120,
+    canvas: tuple[int, int] = (240, 200),
+    centre: tuple[float, float] = (0.5, 0.5),
+    stroke: int = 0,
+    angle: float = 0.0,
+    dark_ink: bool = True,
+):
+    """A typed digit on a paper-coloured RGB canvas (width, height), to try `preprocess_digit` on.
+
+    `font` is one of matplotlib's bundled fonts; `centre` is where the digit
+    sits, as fractions of the canvas; `stroke` thickens the pen in pixels.
+    """
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    typeface = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / font), size)
+    glyph = Image.new("L", (2 * size, 2 * size), 0)
+    ImageDraw.Draw(glyph).text((size, size), str(digit), fill=255, font=typeface, anchor="mm",
+                               stroke_width=stroke, stroke_fill=255)
+    glyph = glyph.rotate(angle, resample=Image.Resampling.BICUBIC)
+    ink, paper = ((35, 35, 60), (242, 238, 228)) if dark_ink else ((235, 235, 225), (30, 34, 40))
+    page = Image.new("RGB", canvas, paper)
+    corner = (round(centre[0] * canvas[0]) - size, round(centre[1] * canvas[1]) - size)
+    page.paste(Image.new("RGB", glyph.size, ink), corner, mask=glyph)
+    return page
+
+
 def predict_digit(model: nn.Module, image) -> tuple[int, Tensor]:
     """(most likely digit, (10,) probabilities that sum to 1) for one image of a digit."""
     device = next(model.parameters()).device
@@ -535,7 +572,7 @@ def predict_digit(model: nn.Module, image) -> tuple[int, Tensor]:
 
 
 def architecture_table(model: nn.Module, image_size: int = 28) -> list[dict]:
-    """Per layer: output shape, parameter count, and receptive field in input pixels.
+    """Per layer: output shape, parameters and their formula, receptive field in input pixels.
 
     A 3x3 convolution widens the receptive field by 2 steps of the current
     stride ("jump"); a 2x2 max-pool by 1 step, and doubles the jump.
@@ -549,14 +586,20 @@ def architecture_table(model: nn.Module, image_size: int = 28) -> list[dict]:
             x = F.relu(layer(x))
             if isinstance(layer, nn.Conv2d):
                 receptive_field += (layer.kernel_size[0] - 1) * jump
-            rows.append({"layer": name, "output": list(x.shape[1:]), "parameters": count_parameters(layer),
-                         "receptive_field": receptive_field if x.dim() == 4 else image_size})
+            if isinstance(layer, nn.Conv2d):
+                kernel = "x".join(map(str, layer.kernel_size))
+                formula = f"{layer.out_channels} x ({layer.in_channels} x {kernel} + 1)"
+            else:
+                formula = f"{layer.out_features} x ({layer.in_features} + 1)"
+            rows.append({"layer": name, "output": tuple(x.shape[1:]), "parameters": count_parameters(layer),
+                         "out x (in x k x k + 1)": formula,
+                         "receptive field": receptive_field if x.dim() == 4 else image_size})
             if name in ("conv2", "conv4"):  # Net.forward max-pools after these two
                 x = F.max_pool2d(x, 2)
                 receptive_field += jump
                 jump *= 2
-                rows.append({"layer": "max-pool", "output": list(x.shape[1:]), "parameters": 0,
-                             "receptive_field": receptive_field})
+                rows.append({"layer": "max-pool", "output": tuple(x.shape[1:]), "parameters": 0,
+                             "out x (in x k x k + 1)": "", "receptive field": receptive_field})
     return rows
 
 
@@ -625,19 +668,84 @@ def feature_maps(model: Net, image: Tensor) -> dict[str, Tensor]:
     return {name: tensor.cpu() for name, tensor in maps.items()}
 
 
-def plot_digits(images: Tensor, titles: list[str], columns: int = 8, colors: list[str] | None = None,
-                suptitle: str = ""):
-    """A grid of (N, 1, 28, 28) or (N, 28, 28) digits, each with a short title; returns the figure."""
+def print_table(rows: list[dict]) -> None:
+    """Print dicts with the same keys as an aligned text table."""
+    columns = list(rows[0])
+    cells = [[str(row[column]) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    print("  ".join(column.rjust(width) for column, width in zip(columns, widths, strict=True)))
+    for line in cells:
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+def plot_grid(images: Tensor, titles: list[str], *, columns: int = 8, colors: list[str] | None = None,
+              suptitle: str = "", cmap: str = "gray_r", symmetric: bool = False):
+    """A grid of (N, H, W) images (or (N, 1, H, W)), each with a short title; returns the figure."""
     import matplotlib.pyplot as plt
 
+    images = images.detach().cpu().reshape(len(images), *images.shape[-2:])
     rows = math.ceil(len(images) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
-            axis.imshow(images[index].reshape(28, 28).cpu(), cmap="gray_r")
-            axis.set_title(titles[index], fontsize=9, color=(colors or ["black"] * len(images))[index])
+            limit = images[index].abs().max().item() if symmetric else None
+            axis.imshow(images[index], cmap=cmap, vmin=-limit if symmetric else None, vmax=limit)
+            axis.set_title(titles[index], fontsize=9, color=colors[index] if colors else "black")
     figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def plot_feature_maps(maps: dict[str, Tensor], columns: int = 16):
+    """One row per conv layer: its first `columns` channels for one digit; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(maps), columns, figsize=(columns * 0.8, len(maps) * 1.0), squeeze=False)
+    for row, (name, tensor) in zip(axes, maps.items(), strict=True):
+        for channel, axis in enumerate(row):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_frame_on(False)
+            if channel < len(tensor):
+                axis.imshow(tensor[channel], cmap="viridis")
+        row[0].set_ylabel(f"{name}\n{tuple(tensor.shape)}", rotation=0, ha="right", va="center", fontsize=8)
+    figure.suptitle("Feature maps (ReLU outputs), first channels of each conv layer")
+    return figure
+
+
+def plot_lr_range(lrs: list[float], losses: list[float], chosen_lr: float):
+    """The range test's loss against the learning rate, the chosen peak marked; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.semilogx(lrs, losses)
+    axis.axvline(chosen_lr, color="tab:red", linestyle="--", label=f"chosen peak: {chosen_lr}")
+    axis.set(title="Learning-rate range test", xlabel="learning rate (log scale)",
+             ylabel="training loss (smoothed)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return figure
+
+
+def plot_own_digits(model: nn.Module, images: list):
+    """Per image: the original, its 28 x 28 preprocessed version and the predicted probabilities."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(images), 3, figsize=(10, 2.4 * len(images)), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 1, 2]})
+    for (original_axis, prepared_axis, bar_axis), image in zip(axes, images, strict=True):
+        digit, probabilities = predict_digit(model, image)
+        original_axis.imshow(_to_grayscale(image), cmap="gray", vmin=0, vmax=1)
+        original_axis.set_title(f"original {tuple(_to_grayscale(image).shape)}", fontsize=9)
+        prepared_axis.imshow(preprocess_digit(image)[0, 0], cmap="gray")
+        prepared_axis.set_title("preprocessed 28 x 28", fontsize=9)
+        for axis in (original_axis, prepared_axis):
+            axis.set_xticks([])
+            axis.set_yticks([])
+        bar_axis.bar(range(10), probabilities, color=["tab:green" if d == digit else "tab:gray" for d in range(10)])
+        bar_axis.set(xticks=range(10), ylim=(0, 1), xlabel="digit", ylabel="probability")
+        bar_axis.set_title(f"predicted {digit} ({probabilities[digit]:.0%})", fontsize=9)
     figure.tight_layout()
     return figure
 
