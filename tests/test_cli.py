@@ -35,7 +35,8 @@ def assert_one_clear_line(result: subprocess.CompletedProcess, *phrases: str) ->
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--epochs", "0"), ("--batch-size", "-4"),
-                                              ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan")])
+                                              ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"),
+                                              ("--label-smoothing", "1.5")])
 def test_invalid_settings_are_refused_with_a_message(flag, value):
     result = run_cli(flag, value)
     assert result.returncode == 2

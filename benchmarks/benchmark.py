@@ -1,0 +1,200 @@
+"""Speed and accuracy of this tutorial's pipeline against the original one, in one run.
+
+    python benchmarks/benchmark.py                      # full: 5 epochs, seeds 1 2 3 (about 15 min on 2 cores)
+    python benchmarks/benchmark.py --epochs 1 --seeds 1 # a quick look
+
+Each pipeline runs in its own process, so its peak resident memory is its own.
+Prints a markdown table and writes it to benchmarks/results.md (--out).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import helpers  # noqa: E402
+
+# FLOPs of one image through Net: 2 x multiply-adds of each conv and linear layer.
+FORWARD_FLOPS = 2 * sum(
+    out_channels * in_channels * 9 * size * size
+    for in_channels, out_channels, size in [(1, 8, 26), (8, 16, 24), (16, 64, 10), (64, 16, 8), (16, 8, 2)]
+) + 2 * (32 * 64 + 64 * 10)
+TRAIN_FLOPS = 3 * FORWARD_FLOPS  # the backward pass costs about twice the forward
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process plus its largest child (DataLoader workers), MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
+
+
+def run_baseline(args) -> dict:
+    """The original pipeline: per-image PIL transforms through a DataLoader, plain SGD at 0.01."""
+    from torchvision import datasets, transforms
+
+    root = helpers.resolve_data_dir(args.data_dir)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = datasets.MNIST(root, train=True, download=True, transform=transform)
+    test_set = datasets.MNIST(root, train=False, transform=transform)
+    if args.train_subset:
+        train_set = torch.utils.data.Subset(train_set, range(args.train_subset))
+    torch.manual_seed(args.seed)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True, num_workers=2)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=16, num_workers=2)
+    model = helpers.Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    epochs = []
+    for _ in range(args.epochs):
+        started = time.perf_counter()
+        model.train()
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            F.nll_loss(model(images), labels).backward()
+            optimizer.step()
+        trained = time.perf_counter()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for images, labels in test_loader:
+                correct += (model(images).argmax(1) == labels).sum().item()
+        epochs.append({"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained,
+                       "test_accuracy": 100 * correct / len(test_set)})
+    return {"train_images": len(train_set), "epochs": epochs, "peak_mib": peak_memory_mib()}
+
+
+def run_ours(args) -> dict:
+    """This tutorial's pipeline: tensors in memory, channels-last, Nesterov SGD with one-cycle."""
+    device = helpers.pick_device()
+    data = helpers.load_mnist(args.data_dir, device)
+    if args.train_subset:
+        data = helpers.MnistTensors(data.train_images[: args.train_subset], data.train_labels[: args.train_subset],
+                                    data.test_images, data.test_labels, data.mean, data.std)
+    helpers.set_seed(args.seed)
+    model = helpers.prepare_model(helpers.Net(), device)
+    generator = torch.Generator().manual_seed(args.seed)
+    steps = -(-len(data.train_labels) // helpers.BATCH_SIZE)
+    optimizer = torch.optim.SGD(model.parameters(), lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
+                                nesterov=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=helpers.LEARNING_RATE,
+                                                    epochs=args.epochs, steps_per_epoch=steps)
+    epochs = []
+    for _ in range(args.epochs):
+        started = time.perf_counter()
+        helpers.train_one_epoch(model, optimizer, scheduler, data.train_images, data.train_labels,
+                                batch_size=helpers.BATCH_SIZE, generator=generator, progress=False,
+                                label_smoothing=helpers.LABEL_SMOOTHING)
+        trained = time.perf_counter()
+        _, accuracy = helpers.evaluate(model, data.test_images, data.test_labels)
+        epochs.append({"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained,
+                       "test_accuracy": accuracy})
+    return {"train_images": len(data.train_labels), "epochs": epochs, "peak_mib": peak_memory_mib(),
+            "threads": torch.get_num_threads()}
+
+
+def in_subprocess(pipeline: str, args, seed: int) -> dict:
+    command = [sys.executable, __file__, "--run", pipeline, "--seed", str(seed), "--epochs", str(args.epochs),
+               "--train-subset", str(args.train_subset)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    print(f"running {pipeline}, seed {seed}, {args.epochs} epoch(s)...", file=sys.stderr, flush=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"error: the {pipeline} run failed:\n{result.stderr}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def summarize(name: str, run: dict) -> dict:
+    train = mean([epoch["train_seconds"] for epoch in run["epochs"]])
+    evaluation = mean([epoch["eval_seconds"] for epoch in run["epochs"]])
+    return {"name": name, "train": train, "eval": evaluation, "per_second": run["train_images"] / train,
+            "peak": run["peak_mib"], "accuracies": [epoch["test_accuracy"] for epoch in run["epochs"]]}
+
+
+def seconds_to(run: dict, target: float) -> str:
+    elapsed = 0.0
+    for number, epoch in enumerate(run["epochs"], start=1):
+        elapsed += epoch["train_seconds"] + epoch["eval_seconds"]
+        if epoch["test_accuracy"] >= target:
+            return f"{elapsed:.0f} s (epoch {number})"
+    return f"not reached in {len(run['epochs'])} epochs"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def report(args, baseline: dict | None, ours_by_seed: dict[int, dict]) -> str:
+    first_seed = args.seeds[0]
+    rows = ([summarize("original (DataLoader, plain SGD 0.01)", baseline)] if baseline else []) + [
+        summarize("this tutorial (in memory, Nesterov, one-cycle, label smoothing)", ours_by_seed[first_seed])]
+    lines = [
+        f"Machine: {machine()}. Command: `python benchmarks/benchmark.py "
+        f"--epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}`"
+        + (f" --train-subset {args.train_subset}" if args.train_subset else "") + ".",
+        "",
+        "| pipeline | s / training epoch | s / evaluation | training images / s | peak memory (MiB) "
+        "| test accuracy per epoch (%) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['train']:.1f} | {row['eval']:.2f} | {row['per_second']:,.0f} "
+                     f"| {row['peak']:,.0f} | {', '.join(f'{a:.2f}' for a in row['accuracies'])} |")
+    if baseline:
+        lines += ["", f"Speed-up per training epoch (original ÷ ours): **{rows[0]['train'] / rows[1]['train']:.2f}×**;"
+                  f" per evaluation pass: {rows[0]['eval'] / rows[1]['eval']:.1f}×."]
+    lines.append(f"Ours reached 99% test accuracy after {seconds_to(ours_by_seed[first_seed], 99.0)} "
+                 "of training and evaluation.")
+    finals = {seed: run["epochs"][-1]["test_accuracy"] for seed, run in ours_by_seed.items()}
+    lines += ["", f"Accuracy after {args.epochs} epochs over seeds {', '.join(map(str, finals))}: "
+              + ", ".join(f"{value:.2f}%" for value in finals.values())
+              + f"; mean {mean(list(finals.values())):.2f}%, min {min(finals.values()):.2f}%, "
+              f"max {max(finals.values()):.2f}%."]
+    step_seconds = rows[-1]["train"] / -(-ours_by_seed[first_seed]["train_images"] // helpers.BATCH_SIZE)
+    lines += ["", f"Physical limit: one training step of 16 images costs about {16 * TRAIN_FLOPS / 1e6:.0f} MFLOP "
+              f"({TRAIN_FLOPS / 1e6:.1f} MFLOP per image, forward and backward); ours takes "
+              f"{step_seconds * 1e3:.2f} ms per step, {16 * TRAIN_FLOPS / step_seconds / 1e9:.0f} GFLOP/s."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--data-dir", default=None, help="torchvision dataset root (default: $MNIST_DATA_DIR)")
+    parser.add_argument("--train-subset", type=int, default=0, help="train on the first N images only")
+    parser.add_argument("--skip-baseline", action="store_true", help="measure only this tutorial's pipeline")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.md")))
+    parser.add_argument("--run", choices=["baseline", "ours"], help=argparse.SUPPRESS)  # one child run
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps((run_baseline if args.run == "baseline" else run_ours)(args)))
+        return
+    baseline = None if args.skip_baseline else in_subprocess("baseline", args, args.seeds[0])
+    ours_by_seed = {seed: in_subprocess("ours", args, seed) for seed in args.seeds}
+    table = report(args, baseline, ours_by_seed)
+    Path(args.out).write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
