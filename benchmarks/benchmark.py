@@ -83,10 +83,8 @@ def run_ours(args) -> dict:
     model = helpers.prepare_model(helpers.Net(), device)
     generator = torch.Generator().manual_seed(args.seed)
     steps = -(-len(data.train_labels) // helpers.BATCH_SIZE)
-    optimizer = torch.optim.SGD(model.parameters(), lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
-                                nesterov=True)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=helpers.LEARNING_RATE,
-                                                    epochs=args.epochs, steps_per_epoch=steps)
+    optimizer, scheduler = helpers.make_optimizer(model, lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
+                                                  total_steps=args.epochs * steps)
     epochs = []
     for _ in range(args.epochs):
         started = time.perf_counter()

@@ -21,6 +21,7 @@ def test_notebook_runs_end_to_end_on_real_mnist_and_reaches_99_percent(tmp_path,
     output_dir, figures_dir = tmp_path / "outputs", tmp_path / "images"
     monkeypatch.setenv("MNIST_OUTPUT_DIR", str(output_dir))
     monkeypatch.setenv("MNIST_FIGURES_DIR", str(figures_dir))
+    monkeypatch.setenv("MNIST_PROGRESS", "text")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel inherits this process's environment, MNIST_DATA_DIR included;
     # a failing cell raises CellExecutionError and fails the test.
