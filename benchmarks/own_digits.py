@@ -13,6 +13,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,7 +44,7 @@ def varied_digits(per_font_and_digit: int, seed: int) -> list[tuple[int, dict]]:
 
 def plain_resize(image) -> torch.Tensor:
     """What a naive tutorial does: grayscale, resize to 28 x 28, normalize. (1, 1, 28, 28)"""
-    pixels = torch.tensor(list(image.convert("L").getdata()), dtype=torch.float32).reshape(1, 1, *image.size[::-1])
+    pixels = torch.from_numpy(np.array(image.convert("L"), dtype=np.float32))[None, None]
     resized = F.interpolate(pixels / 255, size=(28, 28), mode="bilinear", antialias=True)
     return (resized - helpers.MNIST_MEAN) / helpers.MNIST_STD
 
