@@ -9,7 +9,7 @@ trains from the command line. Sections, in the order data flows:
 4. Training       `train_one_epoch`, `evaluate`, `fit`, `set_seed`, `pick_device`
 5. Checkpoints    `save_model` (atomic) and `load_model`
 6. Your own digit `preprocess_digit` and `predict_digit`
-7. Inspection     learning-rate range test, predictions, confusion matrix
+7. Inspection     learning-rate range test, predictions, confusion matrix, plots
 8. Command line   `main()`
 """
 
@@ -376,8 +376,9 @@ def fit(
     (tqdm.auto: a widget in Jupyter), "text" (a plain bar drawn at the start and
     end of each epoch, compact in a saved notebook) or False.
     """
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 <= label_smoothing < 1:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 and 0 <= label_smoothing < 1; "
+                         f"got {epochs}, {batch_size}, {lr}, {label_smoothing}")
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(data.train_labels) / batch_size)
     optimizer, scheduler = make_optimizer(model, lr=lr, momentum=momentum, total_steps=epochs * steps_per_epoch)
@@ -753,10 +754,12 @@ def plot_own_digits(model: nn.Module, images: list):
     figure, axes = plt.subplots(len(images), 3, figsize=(10, 2.4 * len(images)), squeeze=False,
                                 gridspec_kw={"width_ratios": [1, 1, 2]})
     for (original_axis, prepared_axis, bar_axis), image in zip(axes, images, strict=True):
-        digit, probabilities = predict_digit(model, image)
-        original_axis.imshow(_to_grayscale(image), cmap="gray", vmin=0, vmax=1)
-        original_axis.set_title(f"original {tuple(_to_grayscale(image).shape)}", fontsize=9)
-        prepared_axis.imshow(preprocess_digit(image)[0, 0], cmap="gray")
+        original, prepared = _to_grayscale(image), preprocess_digit(image)
+        probabilities = predict_probabilities(model, prepared.to(next(model.parameters()).device))[0]
+        digit = int(probabilities.argmax())
+        original_axis.imshow(original, cmap="gray", vmin=0, vmax=1)
+        original_axis.set_title(f"original {tuple(original.shape)}", fontsize=9)
+        prepared_axis.imshow(prepared[0, 0], cmap="gray")
         prepared_axis.set_title("preprocessed 28 x 28", fontsize=9)
         for axis in (original_axis, prepared_axis):
             axis.set_xticks([])

@@ -31,6 +31,21 @@ FORWARD_FLOPS = 2 * sum(
 TRAIN_FLOPS = 3 * FORWARD_FLOPS  # the backward pass costs about twice the forward
 
 
+def peak_flops() -> tuple[float, str]:
+    """The CPU's peak fp32 FLOP/s from /proc/cpuinfo: cores x clock x FLOPs per cycle, and how."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    clocks = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()
+    if not clocks:
+        return 0.0, "unknown (no /proc/cpuinfo)"
+    # two FMA units a core, each a multiply and an add on every lane of a vector
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    per_cycle = 2 * 2 * lanes if "fma" in flags else 2 * lanes
+    cores = os.cpu_count() or 1
+    how = f"{cores} cores x {clocks[0] / 1000:.2f} GHz x {per_cycle} FLOP per cycle"
+    return cores * clocks[0] * 1e6 * per_cycle, how
+
+
 def peak_memory_mib() -> float:
     """Peak resident memory of this process plus its largest child (DataLoader workers), MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -167,9 +182,14 @@ def report(args, baseline: dict | None, ours_by_seed: dict[int, dict]) -> str:
               + f"; mean {mean(list(finals.values())):.2f}%, min {min(finals.values()):.2f}%, "
               f"max {max(finals.values()):.2f}%."]
     step_seconds = rows[-1]["train"] / -(-ours_by_seed[first_seed]["train_images"] // helpers.BATCH_SIZE)
+    achieved = 16 * TRAIN_FLOPS / step_seconds
+    peak, how = peak_flops()
     lines += ["", f"Physical limit: one training step of 16 images costs about {16 * TRAIN_FLOPS / 1e6:.0f} MFLOP "
               f"({TRAIN_FLOPS / 1e6:.1f} MFLOP per image, forward and backward); ours takes "
-              f"{step_seconds * 1e3:.2f} ms per step, {16 * TRAIN_FLOPS / step_seconds / 1e9:.0f} GFLOP/s."]
+              f"{step_seconds * 1e3:.2f} ms per step, {achieved / 1e9:.0f} GFLOP/s, against a peak of "
+              f"{peak / 1e9:.0f} GFLOP/s ({how})"
+              + (f": {100 * achieved / peak:.0f}% of it." if peak else ".")
+              + " Batches of 16 small images leave most of the time to per-layer overheads, not arithmetic."]
     return "\n".join(lines) + "\n"
 
 

@@ -52,3 +52,31 @@ def test_committed_notebook_holds_one_clean_full_run():
     assert not re.search(r"/(home|root|work|tmp|Users)/", text), "machine-specific path in the outputs"
     # every code cell except the parameters ends in something visible
     assert all(cell.outputs for cell in code_cells[1:])
+
+
+def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fake_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(fake_mnist))
+    monkeypatch.setenv("MNIST_OUTPUT_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("MNIST_FIGURES_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("MNIST_EPOCHS", "2")
+    monkeypatch.setenv("MNIST_PROGRESS", "off")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    training = next(cell for cell in code_cells if "helpers.fit(" in cell.source)
+    setup = [cell for cell in code_cells[: code_cells.index(training)]
+             if "load_mnist" in cell.source or "import" in cell.source]
+    notebook.cells = [*setup, training]
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with client.setup_kernel():
+        for index in range(len(notebook.cells)):
+            client.execute_cell(notebook.cells[index], index)
+        first_run = stream_text(notebook, "stdout")
+        training.outputs = []
+        client.execute_cell(training, len(notebook.cells) - 1)
+    second_run = stream_text(notebook, "stdout")
+    assert "epoch 2:" in first_run
+
+    def epochs_of(text):
+        return [re.sub(r"\| [0-9.]+ s", "", line) for line in text.splitlines() if line.startswith("epoch")]
+
+    assert epochs_of(second_run) == epochs_of(first_run)

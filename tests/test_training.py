@@ -102,7 +102,7 @@ def test_an_interrupt_keeps_the_history_of_the_completed_epochs(fake_mnist, monk
 
 def test_fit_refuses_settings_that_cannot_train(fake_mnist):
     data = helpers.load_mnist(fake_mnist)
-    for options in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"lr": -1.0}):
+    for options in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"lr": -1.0}, {"label_smoothing": 1.0}):
         with pytest.raises(ValueError):
             helpers.fit(helpers.Net(), data, progress=False, **options)
 
