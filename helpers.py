@@ -393,7 +393,7 @@ def fit(
             )
             test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
         except FloatingPointError as error:
-            raise TrainingDiverged(f"Training diverged: {error}", history) from None
+            raise TrainingDiverged(f"Training diverged (peak learning rate {lr}): {error}", history) from None
         except KeyboardInterrupt:
             print(f"Interrupted during epoch {epoch}: keeping the {len(history)} completed epoch(s).")
             return history
