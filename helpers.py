@@ -475,7 +475,7 @@ def _to_grayscale(image) -> Tensor:
     """A file path, PIL image, numpy array or tensor -> (H, W) float tensor in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
-    if isinstance(image, (str, os.PathLike)):
+    if isinstance(image, str | os.PathLike):
         if not Path(image).is_file():
             raise FileNotFoundError(f"No image file at {image}")
         try:
