@@ -872,18 +872,22 @@ def main(argv: list[str] | None = None) -> int:
                       momentum=args.momentum, label_smoothing=args.label_smoothing, seed=args.seed,
                       progress=not args.no_progress,
                       on_epoch_end=lambda record: print(format_epoch(record), flush=True))
-    except (MnistDataError, TrainingDiverged) as error:
+    except (MnistDataError, TrainingDiverged, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
         if isinstance(error, TrainingDiverged) and args.metrics_out:
             write_metrics(args.metrics_out, error.history)
-        print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.metrics_out:
-        write_metrics(args.metrics_out, history)
+    try:
+        if args.metrics_out:
+            write_metrics(args.metrics_out, history)
+        if args.save_model and len(history) == args.epochs:
+            print(f"Saved the weights to {save_model(model, args.save_model)}.")
+    except OSError as error:
+        print(f"error: could not save the results: {error}", file=sys.stderr)
+        return 1
     if len(history) < args.epochs:
         print(f"error: interrupted after {len(history)} of {args.epochs} epochs.", file=sys.stderr)
         return 130
-    if args.save_model:
-        print(f"Saved the weights to {save_model(model, args.save_model)}.")
     print(f"Final test accuracy: {history[-1]['test_accuracy']:.2f}%")
     return 0
 

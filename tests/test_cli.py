@@ -74,3 +74,11 @@ def test_a_run_writes_the_metrics_json_and_a_loadable_model(fake_mnist, tmp_path
     state = torch.load(weights, weights_only=True)
     assert set(state) == set(helpers.Net().state_dict())
     assert not list(weights.parent.glob("*.tmp"))  # the atomic save left no temporary file
+
+
+def test_an_unwritable_output_ends_with_one_line_naming_it(fake_mnist, tmp_path):
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("")
+    result = run_cli("--data-dir", str(fake_mnist), "--epochs", "1", "--no-progress",
+                     "--metrics-out", str(not_a_folder / "metrics.json"))
+    assert_one_clear_line(result, "error: could not save the results", "file.txt")
