@@ -605,7 +605,6 @@ def architecture_table(model: nn.Module, image_size: int = 28) -> list[dict]:
             x = F.relu(layer(x))
             if isinstance(layer, nn.Conv2d):
                 receptive_field += (layer.kernel_size[0] - 1) * jump
-            if isinstance(layer, nn.Conv2d):
                 kernel = "x".join(map(str, layer.kernel_size))
                 formula = f"{layer.out_channels} x ({layer.in_channels} x {kernel} + 1)"
             else:
@@ -755,8 +754,7 @@ def plot_own_digits(model: nn.Module, images: list):
                                 gridspec_kw={"width_ratios": [1, 1, 2]})
     for (original_axis, prepared_axis, bar_axis), image in zip(axes, images, strict=True):
         original, prepared = _to_grayscale(image), preprocess_digit(image)
-        probabilities = predict_probabilities(model, prepared.to(next(model.parameters()).device))[0]
-        digit = int(probabilities.argmax())
+        digit, probabilities = predict_digit(model, image)
         original_axis.imshow(original, cmap="gray", vmin=0, vmax=1)
         original_axis.set_title(f"original {tuple(original.shape)}", fontsize=9)
         prepared_axis.imshow(prepared[0, 0], cmap="gray")
