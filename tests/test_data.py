@@ -106,3 +106,47 @@ def test_real_mnist_has_the_published_sizes_and_statistics(real_mnist):
     assert round(real_mnist.mean, 4) == helpers.MNIST_MEAN
     assert round(real_mnist.std, 4) == helpers.MNIST_STD
     assert torch.bincount(real_mnist.train_labels).tolist()[:2] == [5923, 6742]
+
+
+def test_the_validation_split_is_fixed_and_held_out_of_the_training_images(fake_mnist):
+    full = helpers.load_mnist(fake_mnist)
+    split = helpers.load_mnist(fake_mnist, validation=20)
+    held_out = helpers.validation_indices(20, total=80)
+    assert torch.equal(held_out, helpers.validation_indices(20, total=80))  # the same every run
+    assert len(held_out.unique()) == 20
+    assert torch.equal(split.validation_images, full.train_images[held_out])
+    assert torch.equal(split.validation_labels, full.train_labels[held_out])
+    kept = [index for index in range(80) if index not in set(held_out.tolist())]
+    assert torch.equal(split.train_images, full.train_images[kept])
+    assert torch.equal(split.test_images, full.test_images)  # the test set stays whole and apart
+    assert split.evaluation_split()[0] == "validation" and full.evaluation_split()[0] == "test"
+
+
+def test_the_real_validation_split_keeps_every_digit_and_leaves_50000_to_train(real_mnist):
+    held_out = helpers.validation_indices()
+    counts = torch.bincount(real_mnist.train_labels[held_out], minlength=10)
+    assert len(held_out) == 10_000 and counts.min() > 850  # about 1,000 of each digit
+    assert len(set(held_out.tolist())) == 10_000
+
+
+def test_a_validation_split_outside_the_training_set_is_refused(fake_mnist):
+    for size in (0, 80, 100):
+        with pytest.raises(ValueError, match="validation split"):
+            helpers.validation_indices(size, total=80)
+
+
+def test_augmentation_moves_the_ink_but_keeps_shape_background_and_seed(real_mnist):
+    images = real_mnist.train_images[:64]
+    augmented = helpers.augment_images(images, torch.Generator().manual_seed(0), chunk=20)
+    again = helpers.augment_images(images, torch.Generator().manual_seed(0))
+    assert augmented.shape == images.shape
+    assert torch.allclose(augmented, again, atol=1e-6)  # the chunk size changes nothing
+    background = images.min()
+    assert torch.allclose(augmented[:, :, 0, 0], background.expand(64))  # empty corners stay empty, not grey
+    moved = (augmented - images).abs().amax(dim=(1, 2, 3))
+    assert (moved > 0.5).all()  # every image changed
+    # a small turn, shift and scale keeps about the same amount of ink
+    ink_before, ink_after = ((x - background).sum(dim=(1, 2, 3)) for x in (images, augmented))
+    assert torch.allclose(ink_after, ink_before, rtol=0.3)
+    unchanged = helpers.augment_images(images, torch.Generator(), degrees=0, shift=0, scale=0)
+    assert torch.allclose(unchanged, images, atol=1e-4)

@@ -1,4 +1,6 @@
+import dataclasses
 import math
+import warnings
 
 import pytest
 import torch
@@ -39,9 +41,12 @@ def test_a_few_steps_lower_the_training_loss(fake_mnist):
     before, _ = helpers.evaluate(model, data.train_images, data.train_labels)
     # Adam starts this deep, narrow network faster than SGD: 30 steps are enough
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    generator = torch.Generator().manual_seed(0)
     for _ in range(6):
-        helpers.train_one_epoch(model, optimizer, None, data.train_images, data.train_labels,
-                                batch_size=16, generator=torch.Generator().manual_seed(0), progress=False)
+        batches = helpers.shuffled_batches(len(data.train_labels), 16, generator)
+        helpers.train_one_epoch(model, optimizer, constant, data.train_images, data.train_labels, batches,
+                                helpers.Score())
     after, _ = helpers.evaluate(model, data.train_images, data.train_labels)
     assert after < 0.5 * before
 
@@ -74,7 +79,7 @@ def test_history_has_one_record_per_epoch_with_every_metric(fake_mnist):
     assert [record["epoch"] for record in history] == [1, 2]
     for record in history:
         assert set(record) == {"epoch", "train_loss", "train_accuracy", "test_loss",
-                               "test_accuracy", "lr", "seconds"}
+                               "test_accuracy", "lr", "seconds"}  # no validation split: the test set
         assert 0 <= record["test_accuracy"] <= 100 and record["seconds"] > 0
 
 
@@ -117,3 +122,80 @@ def test_one_short_epoch_on_real_mnist_is_far_above_chance(real_mnist):
     model = helpers.prepare_model(helpers.Net(), torch.device("cpu"))
     history = helpers.fit(model, subset, epochs=1, seed=1, progress=False)
     assert history[0]["test_accuracy"] > 80.0  # chance is 10%
+
+
+def test_the_loop_the_notebook_shows_trains_exactly_like_fit(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    fitted, _ = fit_fake(data, seed=3)  # two epochs, with augmentation and label smoothing
+    # The notebook shows train_one_epoch; written out by hand around it, it must give fit's weights.
+    helpers.set_seed(3)
+    model = helpers.prepare_model(helpers.Net(), torch.device("cpu"))
+    generator = torch.Generator().manual_seed(3)
+    steps_per_epoch = math.ceil(len(data.train_labels) / helpers.BATCH_SIZE)
+    optimizer, scheduler = helpers.make_optimizer(model, lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
+                                                  total_steps=2 * steps_per_epoch)
+    for _ in range(2):
+        batches = helpers.shuffled_batches(len(data.train_labels), helpers.BATCH_SIZE, generator)
+        helpers.train_one_epoch(model, optimizer, scheduler, data.train_images, data.train_labels, batches,
+                                helpers.Score(), label_smoothing=helpers.LABEL_SMOOTHING,
+                                augment=lambda images: helpers.augment_images(images, generator))
+    by_hand = model.state_dict()
+    for name, weight in fitted.state_dict().items():
+        assert torch.equal(weight, by_hand[name]), name
+
+
+def test_with_a_validation_split_fit_reports_on_it_and_never_reads_the_test_set(fake_mnist):
+    data = helpers.load_mnist(fake_mnist, validation=20)
+    unreadable = torch.full_like(data.test_images, float("nan"))  # any use of it would poison the metrics
+    data = dataclasses.replace(data, test_images=unreadable, test_labels=data.test_labels * 0 - 1)
+    _, history = fit_fake(data, seed=0)
+    assert set(history[0]) == {"epoch", "train_loss", "train_accuracy", "validation_loss",
+                               "validation_accuracy", "lr", "seconds"}
+    assert all(math.isfinite(record["validation_loss"]) for record in history)
+    assert "validation loss" in helpers.format_epoch(history[0])
+
+
+def test_a_network_stuck_at_chance_level_warns_and_names_dead_relus(fake_mnist):
+    data = helpers.load_mnist(fake_mnist)
+    helpers.set_seed(0)
+    model = helpers.Net()
+    with torch.no_grad():
+        model.fc1.bias.fill_(-100.0)  # every unit of fc1 outputs 0: no gradient reaches the layers below
+    with pytest.warns(RuntimeWarning, match="dead ReLUs.*Lower the peak learning rate"):
+        helpers.fit(model, data, epochs=1, progress=False)
+
+
+def test_a_network_still_at_chance_but_alive_does_not_warn(fake_mnist):
+    # Ten steps on noise leave the network at chance level, but its outputs still depend on the image.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, history = fit_fake(helpers.load_mnist(fake_mnist), seed=0)
+    assert history[-1]["train_accuracy"] < helpers.CHANCE_WARNING_ACCURACY
+
+
+class FakeShell:
+    pass
+
+
+@pytest.mark.parametrize(("shell", "environment", "expected"), [
+    (None, {}, "text"),  # a terminal
+    ("TerminalInteractiveShell", {}, "text"),  # an IPython console
+    ("ZMQInteractiveShell", {}, "off"),  # a kernel nobody watches: nbconvert, papermill, CI
+    ("ZMQInteractiveShell", {"JPY_SESSION_NAME": "mnist_cnn.ipynb"}, "widget"),  # JupyterLab, Notebook 7
+    ("ZMQInteractiveShell", {"VSCODE_PID": "1"}, "widget"),
+    ("ZMQInteractiveShell", {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, "off"),  # Kaggle's "save and run all"
+    ("ZMQInteractiveShell", {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, "widget"),
+])
+def test_progress_is_a_widget_when_watched_text_in_a_terminal_and_off_when_headless(
+        monkeypatch, shell, environment, expected):
+    import IPython
+
+    for name in ("JPY_SESSION_NAME", "VSCODE_PID", "KAGGLE_KERNEL_RUN_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    instance = type(shell, (FakeShell,), {})() if shell else None
+    monkeypatch.setattr(IPython, "get_ipython", lambda: instance)
+    monkeypatch.setitem(__import__("sys").modules, "IPython", IPython)
+    assert helpers.progress_mode("auto") == expected
+    assert helpers.progress_mode(False) == "off" and helpers.progress_mode("text") == "text"
