@@ -280,14 +280,18 @@ class Net(nn.Module):
         self.fc1 = nn.Linear(32, 64)
         self.fc2 = nn.Linear(64, 10)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
+        """(N, 1, 28, 28) images -> (N, 10) raw scores, one per digit."""
         x = F.relu(self.conv1(x))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = F.relu(self.conv3(x))
         x = F.max_pool2d(F.relu(self.conv4(x)), 2)
         x = F.relu(self.conv5(x))
         x = F.relu(self.fc1(torch.flatten(x, 1)))
-        return F.log_softmax(self.fc2(x), dim=1)
+        return self.fc2(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(self.scores(x), dim=1)  # scores -> log-probabilities
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -391,12 +395,21 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score,
 def make_optimizer(
     model: nn.Module, *, lr: float, momentum: float, total_steps: int
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR]:
-    """SGD with Nesterov momentum, and a one-cycle schedule that peaks at `lr`."""
+    """SGD with Nesterov momentum, and a one-cycle schedule that peaks at `lr`.
+
+    One-cycle also moves the momentum against the rate, from `momentum` + 0.05
+    down to `momentum` - 0.05 at the peak and back (PyTorch's 0.95 and 0.85 for
+    0.9). With `momentum` 0 it is plain SGD, with no momentum at all.
+    """
+    if not 0 <= momentum <= 0.9:
+        raise ValueError(f"momentum must be between 0 and 0.9 (it cycles up to 0.05 above), got {momentum}")
     device = next(model.parameters()).device
     # the fused kernel updates all parameters in one call: measured 7% faster per step on 2 CPU cores
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0,
                                 fused=device.type in ("cpu", "cuda"))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps, cycle_momentum=momentum > 0,
+        base_momentum=max(momentum - 0.05, 0), max_momentum=momentum + 0.05)
     return optimizer, scheduler
 
 
@@ -823,52 +836,100 @@ def print_table(rows: list[dict]) -> None:
 
 
 def plot_grid(images: Tensor, titles: list[str], *, columns: int = 8, colors: list[str] | None = None,
-              suptitle: str = "", cmap: str = "gray_r", symmetric: bool = False):
-    """A grid of (N, H, W) images (or (N, 1, H, W)), each with a short title; returns the figure."""
+              suptitle: str = "", cmap: str = "gray", colorbar_label: str = ""):
+    """A grid of (N, H, W) images (or (N, 1, H, W)) on one shared colour scale; returns the figure.
+
+    The default draws MNIST as it is stored: light ink on black. With a
+    `colorbar_label` the scale is symmetric around 0 and a colorbar explains it.
+    """
     import matplotlib.pyplot as plt
 
     images = images.detach().cpu().reshape(len(images), *images.shape[-2:])
+    limit = images.abs().max().item()
+    low, high = (-limit, limit) if colorbar_label else (images.min().item(), images.max().item())
     rows = math.ceil(len(images) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
-            limit = images[index].abs().max().item() if symmetric else None
-            axis.imshow(images[index], cmap=cmap, vmin=-limit if symmetric else None, vmax=limit)
+            shown = axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
             axis.set_title(titles[index], fontsize=9, color=colors[index] if colors else "black")
+    figure.suptitle(suptitle)
+    figure.tight_layout()
+    if colorbar_label:
+        figure.colorbar(shown, ax=axes.ravel().tolist(), label=colorbar_label, fraction=0.05, aspect=8)
+    return figure
+
+
+def plot_maps(named_maps: dict[str, Tensor], suptitle: str = ""):
+    """Images side by side, each on its own colour scale with a colorbar; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(named_maps), figsize=(3.6 * len(named_maps), 3.2), squeeze=False)
+    for axis, (title, image) in zip(axes[0], named_maps.items(), strict=True):
+        shown = axis.imshow(image.detach().cpu(), cmap="gray")
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     figure.suptitle(suptitle)
     figure.tight_layout()
     return figure
 
 
-def plot_feature_maps(maps: dict[str, Tensor], columns: int = 16):
-    """One row per conv layer: its first `columns` channels for one digit; returns the figure."""
+def plot_feature_maps(image: Tensor, maps: dict[str, Tensor], columns: int = 8):
+    """The input digit, then one row per conv layer with its first `columns` channels; returns the figure.
+
+    Each row shares one colour scale, with a colorbar: within a layer,
+    brighter means a stronger response.
+    """
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(maps), columns, figsize=(columns * 0.8, len(maps) * 1.0), squeeze=False)
+    figure, axes = plt.subplots(len(maps), columns + 1, figsize=(1.2 * (columns + 1) + 1, 1.45 * len(maps)),
+                                squeeze=False)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_frame_on(False)
+    axes[0, 0].imshow(image.detach().cpu().reshape(*image.shape[-2:]), cmap="gray")
+    axes[0, 0].set_title("input", fontsize=9)
     for row, (name, tensor) in zip(axes, maps.items(), strict=True):
-        for channel, axis in enumerate(row):
-            axis.set_xticks([])
-            axis.set_yticks([])
-            axis.set_frame_on(False)
+        high = tensor[:columns].max().item() or 1.0
+        for channel, axis in enumerate(row[1:]):
             if channel < len(tensor):
-                axis.imshow(tensor[channel], cmap="viridis")
-        row[0].set_ylabel(f"{name}\n{tuple(tensor.shape)}", rotation=0, ha="right", va="center", fontsize=8)
-    figure.suptitle("Feature maps (ReLU outputs), first channels of each conv layer")
+                shown = axis.imshow(tensor[channel], cmap="viridis", vmin=0, vmax=high)
+        row[1].set_title(f"{name}: {len(tensor)} channels of {tensor.shape[1]} x {tensor.shape[2]}", loc="left",
+                         fontsize=9)
+        figure.colorbar(shown, ax=row[1:].tolist(), pad=0.01, fraction=0.02, label="ReLU output")
+    figure.suptitle(f"Feature maps: the first {columns} channels of each conv layer, for the input on the left")
     return figure
 
 
+def range_test_landmarks(lrs: list[float], losses: list[float]) -> tuple[float, float]:
+    """(learning rate where the loss first falls clearly below chance, where it then climbs back above chance)."""
+    chance = math.log(10)
+    best = min(range(len(losses)), key=losses.__getitem__)
+    starts = next((lr for lr, loss in zip(lrs, losses, strict=True) if loss < chance - 0.2), lrs[-1])
+    explodes = next((lr for lr, loss in zip(lrs[best:], losses[best:], strict=True)
+                     if not loss <= chance), lrs[-1])
+    return starts, explodes
+
+
 def plot_lr_range(lrs: list[float], losses: list[float], chosen_lr: float):
-    """The range test's loss against the learning rate, the chosen peak marked; returns the figure."""
+    """The range test's loss against the learning rate, with chance level and its landmarks; returns the figure."""
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.semilogx(lrs, losses)
-    axis.axvline(chosen_lr, color="tab:red", linestyle="--", label=f"chosen peak: {chosen_lr}")
+    starts, explodes = range_test_landmarks(lrs, losses)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    axis.semilogx(lrs, losses, label="training loss (smoothed)")
+    axis.axhline(math.log(10), color="gray", linestyle=":", label="chance: ln 10 = 2.30 (guessing)")
+    axis.axvline(starts, color="tab:green", linestyle="--", label=f"learning starts: {starts:.3g}")
+    axis.axvline(explodes, color="tab:orange", linestyle="--", label=f"back above chance: {explodes:.3g}")
+    axis.axvline(chosen_lr, color="tab:red", linestyle="-.", label=f"chosen peak: {chosen_lr}")
     axis.set(title="Learning-rate range test", xlabel="learning rate (log scale)",
-             ylabel="training loss (smoothed)")
+             ylabel="training loss (nats per image)", ylim=(0, max(3.0, min(max(losses), 5.0))))
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=8)
     return figure
 
 
@@ -896,19 +957,28 @@ def plot_own_digits(model: nn.Module, images: list):
 
 
 def plot_history(history: list[dict]):
-    """Training and test loss and accuracy per epoch, side by side; returns the figure."""
+    """Loss, and error rate on a log scale, per epoch for training and test (or validation); returns the figure.
+
+    The error rate (100 - accuracy) on a log scale keeps both curves readable:
+    a first epoch at 80% and a last at 99.3% differ by a factor of 30 in errors.
+    """
     import matplotlib.pyplot as plt
 
+    split = "validation" if "validation_loss" in history[0] else "test"
     epochs = [record["epoch"] for record in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for split, style in (("train", "o-"), ("test", "s-")):
-        loss_axis.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
-        accuracy_axis.plot(epochs, [r[f"{split}_accuracy"] for r in history], style, label=split)
-    loss_axis.set(title="Loss", xlabel="epoch", ylabel="mean negative log-likelihood per image")
-    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
-    for axis in (loss_axis, accuracy_axis):
+    figure, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, style in (("train", "o-"), (split, "s-")):
+        loss_axis.plot(epochs, [r[f"{name}_loss"] for r in history], style, label=name)
+        error_axis.plot(epochs, [100 - r[f"{name}_accuracy"] for r in history], style, label=name)
+        for epoch, record in zip(epochs, history, strict=True):
+            error_axis.annotate(f"{100 - record[f'{name}_accuracy']:.2f}", (epoch, 100 - record[f"{name}_accuracy"]),
+                                textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="negative log-likelihood per image (nats)")
+    error_axis.set(title="Errors (100% - accuracy)", xlabel="epoch", ylabel="images misread (%, log scale)",
+                   yscale="log")
+    for axis in (loss_axis, error_axis):
         axis.set_xticks(epochs)
-        axis.grid(alpha=0.3)
+        axis.grid(alpha=0.3, which="both")
         axis.legend()
     figure.tight_layout()
     return figure
@@ -960,13 +1030,21 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _momentum(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.9, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the course's CNN on MNIST.")
     parser.add_argument("--epochs", type=_positive_int, default=EPOCHS, help="passes over the training set")
     parser.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help="images per SGD step")
     parser.add_argument("--lr", type=_positive_float, default=LEARNING_RATE,
                         help="peak learning rate of the one-cycle schedule")
-    parser.add_argument("--momentum", type=float, default=MOMENTUM, help="SGD momentum (0 for plain SGD)")
+    parser.add_argument("--momentum", type=_momentum, default=MOMENTUM,
+                        help="SGD momentum, 0 to 0.9: one-cycle moves it 0.05 either side (0: plain SGD)")
     parser.add_argument("--label-smoothing", type=_fraction, default=LABEL_SMOOTHING,
                         help="weight moved from the true digit's target to the others (0 to 1)")
     parser.add_argument("--no-augment", action="store_true",
