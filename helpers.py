@@ -732,31 +732,40 @@ def predict_digit(model: nn.Module, image) -> tuple[int, Tensor]:
 def architecture_table(model: nn.Module, image_size: int = 28) -> list[dict]:
     """Per layer: output shape, parameters and their formula, receptive field in input pixels.
 
-    A 3x3 convolution widens the receptive field by 2 steps of the current
-    stride ("jump"); a 2x2 max-pool by 1 step, and doubles the jump.
+    The shapes come from a real forward pass, so the table follows any change
+    to `Net` (a max-pool shows up wherever a layer's input is smaller than the
+    previous layer's output). A 3x3 convolution widens the receptive field by
+    2 steps of the current stride ("jump"); a 2x2 max-pool by 1 step, and
+    doubles the jump.
     """
-    rows, receptive_field, jump = [], 1, 1
-    x = torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device)
-    with torch.no_grad():
-        for name, layer in model.named_children():
-            if isinstance(layer, nn.Linear):
-                x = torch.flatten(x, 1)
-            x = F.relu(layer(x))
-            if isinstance(layer, nn.Conv2d):
-                receptive_field += (layer.kernel_size[0] - 1) * jump
-                kernel = "x".join(map(str, layer.kernel_size))
-                formula = f"{layer.out_channels} x ({layer.in_channels} x {kernel} + 1)"
-            else:
-                formula = f"{layer.out_features} x ({layer.in_features} + 1)"
-            rows.append({"layer": name, "output": tuple(x.shape[1:]), "parameters": count_parameters(layer),
-                         "out x (in x k x k + 1)": formula,
-                         "receptive field": receptive_field if x.dim() == 4 else image_size})
-            if name in ("conv2", "conv4"):  # Net.forward max-pools after these two
-                x = F.max_pool2d(x, 2)
-                receptive_field += jump
-                jump *= 2
-                rows.append({"layer": "max-pool", "output": tuple(x.shape[1:]), "parameters": 0,
-                             "out x (in x k x k + 1)": "", "receptive field": receptive_field})
+    shapes = {}
+    hooks = [layer.register_forward_hook(
+                 lambda layer, inputs, output, name=name: shapes.__setitem__(name, (inputs[0].shape, output.shape)))
+             for name, layer in model.named_children()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows, receptive_field, jump, previous = [], 1, 1, None
+    for name, layer in model.named_children():
+        given, output = shapes[name]
+        if previous is not None and len(given) == 4 and given[-1] < previous[-1]:  # a max-pool came in between
+            receptive_field += jump
+            jump *= 2
+            rows.append({"layer": "max-pool", "output": tuple(given[1:]), "parameters": 0,
+                         "out x (in x k x k + 1)": "", "receptive field": receptive_field})
+        if isinstance(layer, nn.Conv2d):
+            receptive_field += (layer.kernel_size[0] - 1) * jump
+            kernel = "x".join(map(str, layer.kernel_size))
+            formula = f"{layer.out_channels} x ({layer.in_channels} x {kernel} + 1)"
+        else:
+            formula = f"{layer.out_features} x ({layer.in_features} + 1)"
+        rows.append({"layer": name, "output": tuple(output[1:]), "parameters": count_parameters(layer),
+                     "out x (in x k x k + 1)": formula,
+                     "receptive field": receptive_field if len(output) == 4 else image_size})
+        previous = output
     return rows
 
 
@@ -778,7 +787,10 @@ def lr_range_test(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=start_lr, momentum=momentum, nesterov=momentum > 0)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=(end_lr / start_lr) ** (1 / steps))
-    batches = shuffled_batches(len(data.train_labels), batch_size, generator)[:steps]
+    # enough shuffled passes over the images for `steps` batches, however large the batches
+    passes = math.ceil(steps * batch_size / len(data.train_labels))
+    batches = [batch for _ in range(passes)
+               for batch in shuffled_batches(len(data.train_labels), batch_size, generator)][:steps]
     lrs, losses, smoothed = [], [], 0.0
     model.train()
     for step, indices in enumerate(batches, start=1):

@@ -3,6 +3,8 @@
     python benchmarks/benchmark.py                      # full: 5 epochs, seeds 1 2 3 (about 15 min on 2 cores)
     python benchmarks/benchmark.py --epochs 1 --seeds 1 # a quick look
 
+Ours also runs once without augmentation, to show what augmentation costs.
+
 Each pipeline runs in its own process, so its peak resident memory is its own.
 Prints a markdown table and writes it to benchmarks/results.md (--out).
 """
@@ -87,7 +89,7 @@ def run_baseline(args) -> dict:
     return {"train_images": len(train_set), "epochs": epochs, "peak_mib": peak_memory_mib()}
 
 
-def run_ours(args) -> dict:
+def run_ours(args, augment: bool = helpers.AUGMENT) -> dict:
     """This tutorial's pipeline: tensors in memory, channels-last, Nesterov SGD with one-cycle."""
     device = helpers.pick_device()
     data = helpers.load_mnist(args.data_dir, device)
@@ -100,7 +102,7 @@ def run_ours(args) -> dict:
     steps = -(-len(data.train_labels) // helpers.BATCH_SIZE)
     optimizer, scheduler = helpers.make_optimizer(model, lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
                                                   total_steps=args.epochs * steps)
-    augment = (lambda images: helpers.augment_images(images, generator)) if helpers.AUGMENT else None
+    augment = (lambda images: helpers.augment_images(images, generator)) if augment else None
     epochs = []
     for _ in range(args.epochs):
         started = time.perf_counter()
@@ -156,10 +158,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def report(args, baseline: dict | None, ours_by_seed: dict[int, dict]) -> str:
+def report(args, baseline: dict | None, ours_by_seed: dict[int, dict], unaugmented: dict | None) -> str:
     first_seed = args.seeds[0]
     rows = ([summarize("original (DataLoader, plain SGD 0.01)", baseline)] if baseline else []) + [
-        summarize("this tutorial (in memory, Nesterov, one-cycle, label smoothing)", ours_by_seed[first_seed])]
+        summarize("this tutorial (in memory, Nesterov, one-cycle, label smoothing, augmentation)",
+                  ours_by_seed[first_seed])]
+    if unaugmented:
+        rows.append(summarize("this tutorial without augmentation (the recipe before v2)", unaugmented))
     lines = [
         f"Machine: {machine()}. Command: `python benchmarks/benchmark.py "
         f"--epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}`"
@@ -175,6 +180,9 @@ def report(args, baseline: dict | None, ours_by_seed: dict[int, dict]) -> str:
     if baseline:
         lines += ["", f"Speed-up per training epoch (original ÷ ours): **{rows[0]['train'] / rows[1]['train']:.2f}×**;"
                   f" per evaluation pass: {rows[0]['eval'] / rows[1]['eval']:.1f}×."]
+    if unaugmented:
+        lines.append(f"Augmentation costs {100 * (rows[-2]['train'] / rows[-1]['train'] - 1):+.1f}% per training epoch "
+                     "(ours ÷ ours without augmentation, same run).")
     lines.append(f"Ours reached 99% test accuracy after {seconds_to(ours_by_seed[first_seed], 99.0)} "
                  "of training and evaluation.")
     finals = {seed: run["epochs"][-1]["test_accuracy"] for seed, run in ours_by_seed.items()}
@@ -182,7 +190,8 @@ def report(args, baseline: dict | None, ours_by_seed: dict[int, dict]) -> str:
               + ", ".join(f"{value:.2f}%" for value in finals.values())
               + f"; mean {mean(list(finals.values())):.2f}%, min {min(finals.values()):.2f}%, "
               f"max {max(finals.values()):.2f}%."]
-    step_seconds = rows[-1]["train"] / -(-ours_by_seed[first_seed]["train_images"] // helpers.BATCH_SIZE)
+    ours = rows[int(bool(baseline))]
+    step_seconds = ours["train"] / -(-ours_by_seed[first_seed]["train_images"] // helpers.BATCH_SIZE)
     achieved = 16 * TRAIN_FLOPS / step_seconds
     peak, how = peak_flops()
     lines += ["", f"Physical limit: one training step of 16 images costs about {16 * TRAIN_FLOPS / 1e6:.0f} MFLOP "
@@ -202,15 +211,18 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=0, help="train on the first N images only")
     parser.add_argument("--skip-baseline", action="store_true", help="measure only this tutorial's pipeline")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.md")))
-    parser.add_argument("--run", choices=["baseline", "ours"], help=argparse.SUPPRESS)  # one child run
+    parser.add_argument("--skip-unaugmented", action="store_true", help="leave out ours without augmentation")
+    parser.add_argument("--run", choices=["baseline", "ours", "ours-unaugmented"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        print(json.dumps((run_baseline if args.run == "baseline" else run_ours)(args)))
+        runs = {"baseline": run_baseline, "ours": run_ours, "ours-unaugmented": lambda a: run_ours(a, augment=False)}
+        print(json.dumps(runs[args.run](args)))
         return
     baseline = None if args.skip_baseline else in_subprocess("baseline", args, args.seeds[0])
     ours_by_seed = {seed: in_subprocess("ours", args, seed) for seed in args.seeds}
-    table = report(args, baseline, ours_by_seed)
+    unaugmented = None if args.skip_unaugmented else in_subprocess("ours-unaugmented", args, args.seeds[0])
+    table = report(args, baseline, ours_by_seed, unaugmented)
     Path(args.out).write_text(table)
     print(table)
 

@@ -2,6 +2,7 @@ import io
 from contextlib import redirect_stdout
 
 import torch
+import torch.nn.functional as F
 from torchsummary import summary
 
 import helpers
@@ -47,3 +48,29 @@ def test_prepare_model_keeps_the_outputs_of_the_plain_model():
     expected = model(images)
     prepared = helpers.prepare_model(model, torch.device("cpu"))
     torch.testing.assert_close(prepared(images), expected)
+
+
+class PoolAfterConv1(helpers.Net):
+    """The max-pool exercise done: the first pool moved from after conv2 to after conv1, fc1 resized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(8, 64)  # conv5 now leaves 8 x 1 x 1
+
+    def scores(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv3(x))
+        x = F.max_pool2d(F.relu(self.conv4(x)), 2)
+        x = F.relu(self.conv5(x))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+def test_the_architecture_table_follows_a_moved_max_pool():
+    rows = helpers.architecture_table(PoolAfterConv1())
+    assert [row["layer"] for row in rows] == ["conv1", "max-pool", "conv2", "conv3", "conv4", "max-pool",
+                                              "conv5", "fc1", "fc2"]
+    assert [row["output"] for row in rows[:7]] == [(8, 26, 26), (8, 13, 13), (16, 11, 11), (64, 9, 9),
+                                                   (16, 7, 7), (16, 3, 3), (8, 1, 1)]
+    assert [row["receptive field"] for row in rows[:7]] == [3, 4, 8, 12, 16, 18, 26]
+    assert sum(row["parameters"] for row in rows) == 23_682 - 2_112 + 64 * (8 + 1)
