@@ -1,6 +1,6 @@
 """How the training defaults were chosen: candidate recipes compared on a validation split.
 
-    python benchmarks/recipe.py                 # every candidate, seeds 1 2 3 (about 40 min on 2 cores)
+    python benchmarks/recipe.py                 # every candidate, seeds 1 2 3 (about an hour on 2 cores)
     python benchmarks/recipe.py --only augment  # one candidate
     python benchmarks/recipe.py --test          # the chosen recipe (helpers' defaults) on test, seeds 1-5
 
@@ -34,7 +34,6 @@ CANDIDATES = {
     "v1": ("Nesterov 0.9, one-cycle to 0.015, label smoothing 0.1 (the old defaults)", V1),
     "augment": ("+ augmentation (±10°, ±2 px, ±10% scale)", {**V1, "augment": True}),
     "augment-lr0.025": ("+ augmentation, peak 0.025", {**V1, "augment": True, "lr": 0.025}),
-    "augment-lr0.01": ("+ augmentation, peak 0.01", {**V1, "augment": True, "lr": 0.01}),
     "augment-ls0": ("+ augmentation, no label smoothing", {**V1, "augment": True, "label_smoothing": 0.0}),
 }
 
@@ -114,8 +113,8 @@ def main() -> None:
         names = args.only or list(CANDIDATES)
         jobs = [(f"{name}/{seed}", CANDIDATES[name][1], seed) for name in names for seed in args.seeds]
     for key, settings, seed in jobs:
-        if key in results:
-            continue
+        if args.runs.exists() and key in json.loads(args.runs.read_text()):
+            continue  # done earlier, or by another process meanwhile
         started = time.perf_counter()
         results[key] = run(data, settings, seed, args.epochs)
         print(f"{key}: {results[key]['accuracy']:.2f}% ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -82,3 +82,13 @@ def test_an_unwritable_output_ends_with_one_line_naming_it(fake_mnist, tmp_path)
     result = run_cli("--data-dir", str(fake_mnist), "--epochs", "1", "--no-progress",
                      "--metrics-out", str(not_a_folder / "metrics.json"))
     assert_one_clear_line(result, "error: could not save the results", "file.txt")
+
+
+def test_a_validation_split_larger_than_the_training_set_ends_with_one_line(fake_mnist):
+    result = run_cli("--data-dir", str(fake_mnist), "--validation", "--no-progress")
+    assert_one_clear_line(result, "error:", "validation split")
+
+
+def test_momentum_above_what_one_cycle_can_raise_is_refused():
+    result = run_cli("--momentum", "0.97")
+    assert result.returncode == 2 and "--momentum: must be between 0 and 0.9" in result.stderr
