@@ -199,3 +199,17 @@ def test_progress_is_a_widget_when_watched_text_in_a_terminal_and_off_when_headl
     monkeypatch.setitem(__import__("sys").modules, "IPython", IPython)
     assert helpers.progress_mode("auto") == expected
     assert helpers.progress_mode(False) == "off" and helpers.progress_mode("text") == "text"
+
+
+def test_colab_gets_the_widget_though_its_shell_is_a_subclass_with_another_name(monkeypatch):
+    import types
+
+    import IPython
+
+    jupyter_shell = type("ZMQInteractiveShell", (FakeShell,), {})
+    colab_shell = type("Shell", (jupyter_shell,), {})()  # google.colab._shell.Shell
+    monkeypatch.setattr(IPython, "get_ipython", lambda: colab_shell)
+    monkeypatch.setitem(__import__("sys").modules, "google.colab", types.ModuleType("google.colab"))
+    for name in ("JPY_SESSION_NAME", "VSCODE_PID", "KAGGLE_KERNEL_RUN_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    assert helpers.progress_mode("auto") == "widget"

@@ -1,0 +1,400 @@
+"""The notebook in a real browser: JupyterLab runs every cell in headless Chromium, as a reader would.
+
+One JupyterLab server and one run of the notebook (1 epoch) serve every test here: the run
+ends without an error, the live training progress bar is one line, and the drawing pad
+reads a drawn 1 and 7. The server's root is a temporary folder with copies of the notebook
+and helpers.py, so the run's outputs/ and images/ never land in the repository; the browser
+may reach nothing but 127.0.0.1. These tests need Chromium (`apt-get install chromium`) and
+Playwright (`pip install playwright`), and fail, rather than skip, without them.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+
+import helpers
+from conftest import ROOT
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "mnist_cnn.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1400, "height": 1000}
+SERVER_START_TIMEOUT = 180  # s; JupyterLab starts in about 7 s on two busy cores
+KERNEL_START_TIMEOUT = 180  # s; the kernel is idle about 10 s after the notebook opens
+RUN_TIMEOUT = 30 * 60  # s; the whole notebook takes 2-4 minutes on two idle cores, 15 on two busy ones
+RUN_START_TIMEOUT = 120  # s for the first cell to be queued after "Run All Cells" is clicked
+STALL_SECONDS = 10  # idle this long with cells left unrun: "Run All Cells" stopped at an error
+ONE_LINE_HEIGHT = 40  # px; one row of widgets is about 30 px, the three wrapped rows of ncols=100 about 90
+PREDICTION_TIMEOUT = 60_000  # ms for a drawing to reach the kernel and its prediction to come back
+
+# JupyterLab's own settings for the run: no "official Jupyter news?" prompt (it would fetch a
+# web page), and every cell attached to the page, so that the DOM holds every prompt and output.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+}
+
+KERNEL_READY = """() => {
+    const name = document.querySelector('.jp-NotebookPanel .jp-KernelName');
+    const state = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+    return !!name && !!state && !['', 'No Kernel'].includes(name.innerText.trim())
+        && state.dataset.status === 'idle';
+}"""
+# The notebook's execution state ("busy" while cells wait in the queue) and the prompt of each code
+# cell by its index among all cells: "[ ]:" not run, "[*]:" queued or running, "[7]:" done.
+RUN_STATE = """() => ({
+    status: document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator')?.dataset.status,
+    prompts: Object.fromEntries([...document.querySelectorAll('.jp-Notebook .jp-Cell')].flatMap((cell, index) =>
+        cell.classList.contains('jp-CodeCell')
+            ? [[index, cell.querySelector('.jp-InputArea-prompt').innerText.trim()]] : [])),
+})"""
+# JupyterLab 4.6 renders an error output with data-mime-type "application/vnd.jupyter.stderr", like
+# a stream on stderr, so a traceback is recognised by its text too; the saved notebook says for sure.
+ERROR_OUTPUTS = """() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].flatMap((cell, index) =>
+    [...cell.querySelectorAll('.jp-OutputArea-output')]
+        .filter(output => output.dataset.mimeType === 'application/vnd.jupyter.error'
+            || (output.dataset.mimeType === 'application/vnd.jupyter.stderr'
+                && output.innerText.includes('Traceback (most recent call last)')))
+        .map(output => `cell ${index}: ${output.innerText.trim().split('\\n').slice(-1)[0]}`))"""
+# tqdm.notebook's bar: an HBox of a label (description), a progress bar and a label (counts, rate, postfix).
+PROGRESS_BAR = """cell => {
+    const bar = cell.querySelector('.jp-OutputArea .widget-hprogress');
+    const row = bar && bar.closest('.widget-hbox');
+    if (!row) return null;
+    const box = element => {
+        const rect = element.getBoundingClientRect();
+        return {top: rect.top, height: rect.height, width: rect.width,
+                clipped: element.scrollWidth > element.clientWidth + 1,  // text cut off at the right
+                text: element.innerText.replace(/[\\u2007\\u00a0\\n]+/g, ' ').trim()};
+    };
+    return {...box(row), parts: [...row.children].map(box)};
+}"""
+
+
+@dataclass
+class NotebookRun:
+    """What one "Run All Cells" in JupyterLab left: the page, how the wait ended, the saved notebook."""
+
+    page: object  # playwright's Page; None when the browser is missing
+    folder: Path
+    outcome: str  # "finished", or why the wait gave up
+    seconds: float
+    blocked: list[str]
+    saved: nbformat.NotebookNode | None = None
+    error_outputs: list[str] = field(default_factory=list)
+    live_bar: dict | None = None  # the training cell's bar, measured while it was training
+
+
+def code_cell_index(notebook: nbformat.NotebookNode, text: str) -> int | None:
+    """Index (among all cells, as JupyterLab shows them) of the first code cell whose source holds `text`."""
+    return next((index for index, cell in enumerate(notebook.cells)
+                 if cell.cell_type == "code" and text in cell.source), None)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (the server then shuts its kernels down), SIGKILL if it lingers."""
+    for sig, grace in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def lab_folder(tmp_path_factory) -> Path:
+    """The server's root: helpers.py and the notebook with its saved outputs cleared."""
+    folder = tmp_path_factory.mktemp("lab")
+    shutil.copy(ROOT / "helpers.py", folder / "helpers.py")
+    notebook = nbformat.read(ROOT / NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(notebook, folder / NOTEBOOK)
+    return folder
+
+
+def missing_browser() -> str | None:
+    """What these tests lack on this machine and the command that installs it, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return ("Playwright is not installed: `python3 -m pip install playwright` (it is in requirements-dev.txt); "
+                "it drives Debian's Chromium, `apt-get install chromium`")
+    if not CHROMIUM.is_file():
+        return (f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium` (Debian, as root); "
+                "Playwright's own browser download is not used")
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    """A page of headless Chromium that may load nothing but 127.0.0.1, and the list of what it was refused."""
+    from playwright.sync_api import sync_playwright
+
+    blocked: list[str] = []
+
+    def only_local(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(60_000)
+        context.route("**/*", only_local)
+        yield context.new_page(), blocked
+        context.close()
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(lab_folder):
+    """A JupyterLab server on a free port of 127.0.0.1, with a token; yields its base URL and the token."""
+    port, token = free_port(), secrets.token_hex(16)
+    private = lab_folder.parent / "lab-private"  # settings, config, runtime files: nothing of ~/.jupyter
+    for name, settings in LAB_SETTINGS.items():
+        path = private / "settings" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MNIST_PROGRESS", "MNIST_OUTPUT_DIR", "MNIST_FIGURES_DIR")}
+    env.update(MNIST_EPOCHS="1", MNIST_DATA_DIR=str(helpers.resolve_data_dir().resolve()),
+               JUPYTERLAB_SETTINGS_DIR=str(private / "settings"), JUPYTER_CONFIG_DIR=str(private / "config"),
+               JUPYTER_RUNTIME_DIR=str(private / "runtime"))
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={lab_folder}", "--ServerApp.allow_root=True",
+               f"--LabApp.workspaces_dir={private / 'workspaces'}", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"]
+    log_path = lab_folder.parent / "jupyterlab.log"
+    base_url = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        status = urllib.request.Request(f"{base_url}/api/status", headers={"Authorization": f"token {token}"})
+        while True:
+            try:
+                with urllib.request.urlopen(status, timeout=10):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer on {base_url} (exit code {server.poll()}); "
+                                f"its log ends:\n{log_path.read_text()[-3000:]}", pytrace=False)
+                time.sleep(0.5)
+        yield base_url, token
+    finally:
+        stop_process_group(server)
+
+
+def wait_for_every_cell(page, training_cell, live_shot: Path) -> tuple[str, dict | None]:
+    """Wait until every code cell has an execution count and the notebook is idle.
+
+    Returns how the wait ended, and the training cell's progress bar as measured (with a
+    screenshot) the first time it showed a loss, while it was still training.
+    """
+    clicked = time.monotonic()
+    started, idle_since, live_bar = False, None, None
+    while time.monotonic() < clicked + RUN_TIMEOUT:
+        state = page.evaluate(RUN_STATE)
+        prompts, idle = state["prompts"], state["status"] == "idle"
+        if idle and all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in prompts.values()):
+            return "finished", live_bar
+        if state["status"] in ("dead", "restarting", "autorestarting"):
+            return f"the kernel is {state['status']} (out of memory?)", live_bar
+        started = started or any(prompt != "[ ]:" for prompt in prompts.values())
+        if not started and time.monotonic() > clicked + RUN_START_TIMEOUT:
+            return f"no cell started within {RUN_START_TIMEOUT} s of Run > Run All Cells", live_bar
+        # "Run All Cells" stops at a cell that raises: the kernel goes idle with cells never run.
+        stopped = started and idle and "[*]:" not in prompts.values()
+        idle_since = (idle_since or time.monotonic()) if stopped else None
+        if idle_since and time.monotonic() - idle_since > STALL_SECONDS:
+            never_run = [int(index) for index, prompt in prompts.items() if prompt == "[ ]:"]
+            return f"stopped: code cells {never_run} never ran", live_bar
+        if live_bar is None and training_cell is not None:
+            bar = training_cell.evaluate(PROGRESS_BAR)
+            if bar and "loss=" in bar["text"]:
+                training_cell.screenshot(path=live_shot)
+                live_bar = bar
+        page.wait_for_timeout(1000)  # not time.sleep: Playwright serves the route handler meanwhile
+    running = [int(index) for index, prompt in page.evaluate(RUN_STATE)["prompts"].items() if prompt == "[*]:"]
+    return f"still running after {RUN_TIMEOUT} s: code cells {running} queued or running", live_bar
+
+
+@pytest.fixture(scope="module")
+def notebook_run(request, lab_folder) -> NotebookRun:
+    """Open the notebook in JupyterLab, choose Run > Run All Cells, wait for the end and save it.
+
+    Without Chromium or Playwright it starts nothing and returns a run without a page, which
+    every test fails on, with the command that installs what is missing.
+    """
+    missing = missing_browser()
+    if missing:
+        return NotebookRun(None, lab_folder, missing, 0.0, [])
+    page, blocked = request.getfixturevalue("browser_page")
+    base_url, token = request.getfixturevalue("jupyter_lab")
+    notebook = nbformat.read(lab_folder / NOTEBOOK, as_version=4)
+    training_index = code_cell_index(notebook, "helpers.fit(")
+    page.goto(f"{base_url}/lab/tree/{NOTEBOOK}?token={token}")
+    page.wait_for_function(KERNEL_READY, timeout=KERNEL_START_TIMEOUT * 1000)
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    assert cells.count() == len(notebook.cells), "JupyterLab shows another number of cells than the notebook has"
+    training_cell = cells.nth(training_index) if training_index is not None else None
+
+    started = time.monotonic()
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    outcome, live_bar = wait_for_every_cell(page, training_cell, lab_folder.parent / "progress_bar_live.png")
+    run = NotebookRun(page, lab_folder, outcome, time.monotonic() - started, blocked, live_bar=live_bar)
+    run.error_outputs = page.evaluate(ERROR_OUTPUTS)
+    page.screenshot(path=lab_folder.parent / "notebook_end.png")
+    if training_cell is not None and training_cell.evaluate(PROGRESS_BAR):
+        training_cell.screenshot(path=lab_folder.parent / "progress_bar.png")
+
+    # Save, and read back what JupyterLab wrote: the outputs as the kernel sent them.
+    saved_path = lab_folder / NOTEBOOK
+    before = saved_path.stat().st_mtime_ns
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("File", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Save Notebook", exact=True).click()
+    deadline = time.monotonic() + 60
+    while saved_path.stat().st_mtime_ns == before:
+        if time.monotonic() > deadline:
+            page.screenshot(path=lab_folder.parent / "save_failed.png")
+            pytest.fail("File > Save Notebook did not save the notebook within 60 s", pytrace=False)
+        page.wait_for_timeout(500)
+    run.saved = nbformat.read(saved_path, as_version=4)
+    print(f"the notebook ran in JupyterLab in {run.seconds:.0f} s: {outcome}")
+    return run
+
+
+def test_every_cell_runs_in_jupyterlab_without_an_error(notebook_run):
+    run = notebook_run
+    assert run.page is not None, run.outcome
+    saved_errors = [f"cell {index}: {output.ename}: {output.evalue}" for index, cell in enumerate(run.saved.cells)
+                    if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
+    assert not run.error_outputs and not saved_errors, (
+        f"error outputs in the page: {run.error_outputs}; in the saved notebook: {saved_errors}")
+    assert run.outcome == "finished", f"Run All Cells {run.outcome} (screenshot {run.folder.parent}/notebook_end.png)"
+    counts = [cell.execution_count for cell in run.saved.cells if cell.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "the saved notebook does not hold one run of every cell"
+    assert (run.folder / "outputs" / "metrics.json").is_file() and (run.folder / "images" / "curves.png").is_file()
+    assert not run.blocked, f"the page asked for more than the local server: {run.blocked}"
+
+
+def assert_one_line(bar: dict, when: str) -> None:
+    tops = [part["top"] for part in bar["parts"]]
+    assert len(bar["parts"]) == 3, f"{when}: expected label, bar and counts, got {bar['parts']}"
+    assert bar["height"] < ONE_LINE_HEIGHT and max(tops) - min(tops) < 4, (
+        f"{when}: the progress bar is not one line: {bar['height']:.0f} px high, "
+        f"its parts start at {[round(top) for top in tops]} px, width {bar['width']:.0f} px: {bar['text']!r}")
+    assert "loss=" in bar["text"] and "acc=" in bar["text"], f"{when}: no loss/accuracy shown: {bar['text']!r}"
+    assert not any(part["clipped"] for part in bar["parts"]), f"{when}: text cut off: {bar['parts']}"
+
+
+def test_the_training_progress_bar_is_one_line_with_loss_and_accuracy(notebook_run):
+    run = notebook_run
+    assert run.page is not None, run.outcome
+    cells = run.page.locator(".jp-Notebook .jp-Cell")
+    index = code_cell_index(run.saved, "helpers.fit(")
+    training_cell = cells.nth(index) if index is not None else cells.filter(has=run.page.locator(".widget-hprogress"))
+    assert training_cell.count() == 1, "no code cell of the notebook calls helpers.fit( or shows a progress bar"
+    bar = training_cell.evaluate(PROGRESS_BAR)
+    assert bar is not None, ("the training cell shows no progress widget (tqdm.notebook) in JupyterLab: "
+                             "helpers.progress_mode() did not pick 'widget'?")
+    print(f"progress bar after training: {bar['height']:.0f} px high, {bar['width']:.0f} px wide: {bar['text']}")
+    assert_one_line(bar, "after training")
+    if run.live_bar is not None:
+        print(f"progress bar while training: {run.live_bar['height']:.0f} px high: {run.live_bar['text']}")
+        assert_one_line(run.live_bar, "while training")
+
+
+def draw(page, canvas, *strokes) -> None:
+    """Draw each stroke, a list of (x, y) fractions of the canvas, with the mouse button held down."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=12)
+        page.mouse.up()
+
+
+def run_cell(page, cell) -> str:
+    """Run `cell` in place (Ctrl+Enter) and return the text of its output once its new execution count shows."""
+    prompt = cell.locator(".jp-InputArea-prompt")
+    before = prompt.inner_text().strip()
+    prompt.click()  # selects the cell, in command mode
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("""([prompt, before]) => /^\\[\\d+\\]:$/.test(prompt.innerText.trim())
+                              && prompt.innerText.trim() !== before""",
+                           arg=[prompt.element_handle(), before], timeout=PREDICTION_TIMEOUT)
+    return cell.locator(".jp-OutputArea-output").inner_text().strip()
+
+
+def test_the_drawing_pad_reads_a_drawn_one_and_seven(notebook_run):
+    from playwright.sync_api import expect
+
+    run, page = notebook_run, notebook_run.page
+    assert page is not None, run.outcome
+    assert code_cell_index(run.saved, "DigitPad(") is not None, (
+        "mnist_cnn.ipynb has no cell that makes the drawing pad: expected `pad = helpers.DigitPad(reloaded)` "
+        "and `pad` in its 'Your own digit' section")
+    assert run.outcome == "finished", f"the notebook did not run to the end: {run.outcome}; {run.error_outputs}"
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    pad = page.locator(".jp-Notebook .digit-pad")
+    expect(pad).to_have_count(1)
+    pad_cell_index = cells.evaluate_all("cells => cells.findIndex(cell => cell.querySelector('.digit-pad'))")
+
+    # A new code cell under the pad asks the kernel what the pad predicted.
+    cells.nth(pad_cell_index).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    question = cells.nth(pad_cell_index + 1)
+    question.locator(".cm-content").click()
+    page.keyboard.type("print(pad.prediction)")
+    expect(question.locator(".cm-content")).to_have_text("print(pad.prediction)")
+
+    canvas, prediction = pad.locator("canvas.digit-pad-canvas"), pad.locator(".digit-pad-prediction")
+    draw(page, canvas, [(0.5, 0.15), (0.5, 0.85)])
+    expect(prediction).to_contain_text("1", timeout=PREDICTION_TIMEOUT)
+    pad.screenshot(path=run.folder.parent / "digit_pad_1.png")
+    assert run_cell(page, question) == "1"
+
+    pad.locator("button.digit-pad-clear").click()
+    draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)])
+    expect(prediction).to_contain_text("7", timeout=PREDICTION_TIMEOUT)
+    pad.screenshot(path=run.folder.parent / "digit_pad_7.png")
+    assert run_cell(page, question) == "7"
+    assert not run.blocked, f"the page asked for more than the local server: {run.blocked}"
