@@ -68,19 +68,22 @@ def table(results: dict, seeds: list[int]) -> list[str]:
     return lines
 
 
-def write_report(results: dict, args) -> str:
+def write_report(results: dict) -> str:
+    # the seeds the candidates ran with, whatever this invocation's --seeds (--test uses 1-5)
+    seeds = sorted({int(key.split("/")[1]) for key in results if not key.startswith("test/")})
     lines = ["# How the training defaults were chosen", "",
              f"Command: `python benchmarks/recipe.py`. Machine: {torch.get_num_threads()} threads, "
              f"torch {torch.__version__}. Each run: 5 epochs, batch size 16, SGD; trained on 50,000 "
              "training images, scored on the 10,000 held out (`helpers.validation_indices`). "
-             "The test set is not read.", "", *table(results, args.seeds)]
-    test_runs = [value for key, value in results.items() if key.startswith("test/")]
+             "The test set is not read.", "", *table(results, seeds)]
+    test_keys = sorted((key for key in results if key.startswith("test/")), key=lambda key: int(key.split("/")[1]))
+    test_runs = [results[key] for key in test_keys]
     if test_runs:
         values = [r["accuracy"] for r in test_runs]
         lines += ["", "## The chosen recipe on the test set", "",
                   f"Command: `python benchmarks/recipe.py --test`. The defaults "
                   f"({json.dumps(defaults())}) trained on all 60,000 training images, "
-                  f"seeds {', '.join(key.split('/')[1] for key in results if key.startswith('test/'))}: "
+                  f"seeds {', '.join(key.split('/')[1] for key in test_keys)}: "
                   f"test accuracy {accuracies(test_runs)}%; mean {statistics.mean(values):.2f}%, "
                   f"min {min(values):.2f}%, max {max(values):.2f}%; "
                   f"{statistics.mean(r['seconds_per_epoch'] for r in test_runs):.1f} s per epoch."]
@@ -123,7 +126,7 @@ def main() -> None:
         results = {**saved, key: results[key]}
         args.runs.write_text(json.dumps(results, indent=1))
     results = json.loads(args.runs.read_text()) if args.runs.exists() else results
-    report = write_report(results, args)
+    report = write_report(results)
     args.out.write_text(report)
     print(report)
 
