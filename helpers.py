@@ -559,9 +559,9 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
         })
-        warn_if_stuck(model, history[-1], eval_images, lr)
         if on_epoch_end is not None:
             on_epoch_end(history[-1])
+        warn_if_stuck(model, history[-1], eval_images, lr)  # after the epoch's line, which it explains
     return history
 
 
