@@ -391,9 +391,9 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score,
         images = augment(images)  # a fresh random variation of every image, each epoch
     for indices in batches:
         batch_images, batch_labels = images[indices], labels[indices]
-        log_probs = model(batch_images)  # (16, 10) log-probabilities
+        log_probs = model(batch_images)  # (batch size, 10) log-probabilities; model(x) runs Net.forward
         loss = F.cross_entropy(log_probs, batch_labels, label_smoothing=label_smoothing)
-        optimizer.zero_grad()
+        optimizer.zero_grad()  # PyTorch adds new gradients to old ones: clear last step's first
         loss.backward()  # gradients of the loss with respect to every weight
         optimizer.step()  # move each weight a small step against its gradient
         scheduler.step()  # the learning rate for the next step
@@ -1130,26 +1130,33 @@ def plot_grid(images: Tensor, titles: list[str], *, columns: int = 8, colors: li
     limit = images.abs().max().item()
     low, high = (-limit, limit) if colorbar_label else (images.min().item(), images.max().item())
     rows = math.ceil(len(images) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    title_lines = max(title.count("\n") + 1 for title in titles)  # room for two-line titles above each row
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, (1.2 + 0.3 * title_lines) * rows),
+                                squeeze=False, layout="constrained")
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
             shown = axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
             axis.set_title(titles[index], fontsize=9, color=colors[index] if colors else "black")
     figure.suptitle(suptitle)
-    figure.tight_layout()
     if colorbar_label:
         figure.colorbar(shown, ax=axes.ravel().tolist(), label=colorbar_label, fraction=0.05, aspect=8)
     return figure
 
 
-def plot_maps(named_maps: dict[str, Tensor], suptitle: str = ""):
-    """Images side by side, each on its own colour scale with a colorbar; returns the figure."""
+def plot_maps(named_maps: dict[str, Tensor], suptitle: str = "", signed: tuple[str, ...] = ()):
+    """Images side by side, each on its own colour scale with a colorbar; returns the figure.
+
+    The maps named in `signed` are drawn red for positive, blue for negative and white for 0.
+    """
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(named_maps), figsize=(3.6 * len(named_maps), 3.2), squeeze=False)
     for axis, (title, image) in zip(axes[0], named_maps.items(), strict=True):
-        shown = axis.imshow(image.detach().cpu(), cmap="gray")
+        image = image.detach().cpu()
+        limit = image.abs().max().item()
+        shown = (axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit) if title in signed
+                 else axis.imshow(image, cmap="gray"))
         axis.set_title(title, fontsize=10)
         axis.set_xticks([])
         axis.set_yticks([])

@@ -34,3 +34,10 @@ def test_own_digit_benchmark_without_a_model_says_how_to_make_one(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "--save-model" in result.stderr
+
+
+def test_drawing_pad_benchmark_prints_its_latency(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/digit_pad.py", "--model", str(tmp_path / "none.pt"),
+                             "--readings", "3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "3 readings of a 280 x 280 drawing (untrained Net" in result.stdout and "median" in result.stdout
