@@ -742,19 +742,28 @@ def predict_digit(model: nn.Module, image) -> tuple[int, Tensor]:
 
 # The drawing pad is an anywidget: its JavaScript is a string here, so helpers.py stays one file.
 DIGIT_PAD_NEEDS_A_KERNEL = "DigitPad: run this notebook in Jupyter to draw a digit here (it needs a live kernel)."
+PNG_DATA_URL_PREFIX = "data:image/png;base64,"  # how images travel between the pad's browser side and Python
+
+
+def png_data_url(image) -> str:
+    """A PIL image as a PNG data URL, as the pad's canvas sends its drawing and shows the network's input."""
+    file = io.BytesIO()
+    image.save(file, format="PNG")
+    return PNG_DATA_URL_PREFIX + base64.b64encode(file.getvalue()).decode()
 
 
 def _drawing_to_image(drawing, size: int):
     """The pad's canvas as the browser sends it, a PNG data URL, -> grayscale PIL image; ValueError if it is not one."""
     from PIL import Image
 
-    prefix = "data:image/png;base64,"
-    if not isinstance(drawing, str) or not drawing.startswith(prefix):
-        raise ValueError(f"it is not a PNG data URL (a string that starts with {prefix!r}): {repr(drawing)[:40]}")
+    if not isinstance(drawing, str) or not drawing.startswith(PNG_DATA_URL_PREFIX):
+        raise ValueError(f"it is not a PNG data URL (a string that starts with {PNG_DATA_URL_PREFIX!r}): "
+                         f"{repr(drawing)[:40]}")
     # Pillow raises any of these for bytes that are not a PNG or a damaged one; bad base64 is a ValueError
     unreadable = (ValueError, OSError, SyntaxError, Image.DecompressionBombError)
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(drawing[len(prefix) :], validate=True)), formats=["PNG"])
+        png = base64.b64decode(drawing.removeprefix(PNG_DATA_URL_PREFIX), validate=True)
+        image = Image.open(io.BytesIO(png), formats=["PNG"])
     except unreadable as error:
         raise ValueError(f"its data is not a PNG image ({type(error).__name__})") from None
     if image.size != (size, size):  # read from the header: checked before any pixel is decoded
@@ -766,14 +775,12 @@ def _drawing_to_image(drawing, size: int):
         raise ValueError(f"its PNG is damaged ({type(error).__name__}: {error})") from None
 
 
-def _png_data_url(prepared: Tensor) -> str:
-    """A (1, 1, 28, 28) normalized network input -> PNG data URL of its ink, white on black."""
+def _ink_image(prepared: Tensor):
+    """A (1, 1, 28, 28) normalized network input -> grayscale PIL image of its ink, white on black."""
     from PIL import Image
 
     ink = (prepared[0, 0].cpu() * MNIST_STD + MNIST_MEAN).clamp(0, 1)
-    file = io.BytesIO()
-    Image.fromarray((ink * 255).round().to(torch.uint8).numpy()).save(file, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(file.getvalue()).decode()
+    return Image.fromarray((ink * 255).round().to(torch.uint8).numpy())
 
 
 class DigitPad(anywidget.AnyWidget):
@@ -853,7 +860,7 @@ class DigitPad(anywidget.AnyWidget):
             return "", None
         device = next(self.model.parameters()).device
         probabilities = predict_probabilities(self.model, network_input.to(device))[0]
-        return _png_data_url(network_input), probabilities.tolist()
+        return png_data_url(_ink_image(network_input)), probabilities.tolist()
 
     _esm = """
 function render({ model, el }) {
