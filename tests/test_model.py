@@ -1,6 +1,8 @@
 import io
+import json
 from contextlib import redirect_stdout
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torchsummary import summary
@@ -23,10 +25,14 @@ def test_net_has_the_courses_23682_parameters():
     assert helpers.count_parameters(helpers.Net()) == 23_682
 
 
-def test_forward_maps_a_batch_to_log_probabilities_over_ten_digits():
-    log_probs = helpers.Net()(torch.randn(5, 1, 28, 28))
-    assert log_probs.shape == (5, 10)
-    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(5))
+def test_forward_maps_a_batch_to_ten_raw_scores_that_softmax_makes_probabilities():
+    torch.manual_seed(0)
+    scores = helpers.Net()(torch.randn(5, 1, 28, 28))
+    assert scores.shape == (5, 10)
+    # scores, not log-probabilities: exponentiated they do not sum to 1 (log-softmax is not applied twice)
+    assert not torch.allclose(scores.exp().sum(dim=1), torch.ones(5), atol=1e-3)
+    probabilities = helpers.predict_probabilities(helpers.Net(), torch.randn(5, 1, 28, 28))
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(5))
 
 
 def test_torchsummary_table_matches_the_seed_row_for_row():
@@ -57,7 +63,7 @@ class PoolAfterConv1(helpers.Net):
         super().__init__()
         self.fc1 = torch.nn.Linear(8, 64)  # conv5 now leaves 8 x 1 x 1
 
-    def scores(self, x):
+    def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.relu(self.conv2(x))
         x = F.relu(self.conv3(x))
@@ -74,3 +80,16 @@ def test_the_architecture_table_follows_a_moved_max_pool():
                                                    (16, 7, 7), (16, 3, 3), (8, 1, 1)]
     assert [row["receptive field"] for row in rows[:7]] == [3, 4, 8, 12, 16, 18, 26]
     assert sum(row["parameters"] for row in rows) == 23_682 - 2_112 + 64 * (8 + 1)
+
+
+def test_a_changed_network_is_saved_reloaded_and_counted_as_itself(tmp_path):
+    torch.manual_seed(0)
+    moved = PoolAfterConv1()
+    path = helpers.save_model(moved, tmp_path / "moved.pt")
+    reloaded = helpers.load_model(path, "cpu", model=PoolAfterConv1())
+    images = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(reloaded(images), moved.eval()(images))
+    with pytest.raises(helpers.CheckpointError, match="do not fit Net"):
+        helpers.load_model(path, "cpu")  # the course's Net has another fc1
+    helpers.write_metrics(tmp_path / "metrics.json", [], reloaded)
+    assert json.loads((tmp_path / "metrics.json").read_text())["params"] == 22_146

@@ -10,14 +10,14 @@ import helpers
 
 
 class FixedPredictions(nn.Module):
-    """A 'model' that returns given log-probabilities, one row per input image."""
+    """A 'model' whose scores have the given probabilities as their softmax, one row per input image."""
 
     def __init__(self, probabilities: list[list[float]]) -> None:
         super().__init__()
-        self.log_probs = torch.tensor(probabilities).log()
+        self.scores = torch.tensor(probabilities).log() + 5.0  # any constant shift: softmax ignores it
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.log_probs[images[:, 0, 0, 0].long()]  # pixel (0, 0) holds the row index
+        return self.scores[images[:, 0, 0, 0].long()]  # pixel (0, 0) holds the row index
 
 
 def test_evaluate_returns_the_mean_loss_per_sample_and_accuracy_in_percent():
@@ -89,7 +89,7 @@ def test_a_diverging_loss_stops_training_and_names_the_learning_rate(fake_mnist)
     assert caught.value.history == []
 
 
-def test_an_interrupt_keeps_the_history_of_the_completed_epochs(fake_mnist, monkeypatch):
+def test_an_interrupt_keeps_the_history_of_the_completed_epochs(fake_mnist):
     data = helpers.load_mnist(fake_mnist)
     real_train_one_epoch = helpers.train_one_epoch
     calls = []
@@ -100,15 +100,16 @@ def test_an_interrupt_keeps_the_history_of_the_completed_epochs(fake_mnist, monk
             raise KeyboardInterrupt
         return real_train_one_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(helpers, "train_one_epoch", interrupted_in_second_epoch)
-    _, history = fit_fake(data, seed=0)
+    _, history = fit_fake(data, seed=0, train_one_epoch=interrupted_in_second_epoch)
     assert [record["epoch"] for record in history] == [1]
 
 
 def test_fit_refuses_settings_that_cannot_train(fake_mnist):
     data = helpers.load_mnist(fake_mnist)
-    for options in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"lr": -1.0}, {"label_smoothing": 1.0}):
-        with pytest.raises(ValueError):
+    for options, named in (({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"lr": 0.0}, "learning rate"),
+                           ({"lr": -1.0}, "learning rate"), ({"momentum": 0.97}, "momentum"),
+                           ({"label_smoothing": 1.0}, "label smoothing")):
+        with pytest.raises(ValueError, match=named):
             helpers.fit(helpers.Net(), data, progress=False, **options)
 
 
