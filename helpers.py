@@ -79,6 +79,18 @@ EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients, so big batches are chea
 # (always the same ones), never on the test set.
 VALIDATION_SIZE = 10_000
 VALIDATION_SEED = 0
+# The candidate recipes compared on that split (5 epochs, batch size 16, momentum 0.9): validation
+# accuracy (%) by seed. Written by benchmarks/recipe.py from benchmarks/recipe_runs.json.
+VALIDATION_RUNS = [
+    {"candidate": "no-augmentation", "lr": 0.015, "label_smoothing": 0.1, "augment": False,
+     "accuracy": {1: 98.91, 2: 98.84, 3: 98.9}},
+    {"candidate": "augmentation", "lr": 0.015, "label_smoothing": 0.1, "augment": True,
+     "accuracy": {1: 99.15, 2: 99.11, 3: 99.07}},
+    {"candidate": "augmentation-peak-0.025", "lr": 0.025, "label_smoothing": 0.1, "augment": True,
+     "accuracy": {1: 99.1, 2: 99.11, 3: 99.31}},
+    {"candidate": "augmentation-no-smoothing", "lr": 0.015, "label_smoothing": 0.0, "augment": True,
+     "accuracy": {1: 98.98, 2: 98.89, 3: 98.99}},
+]  # end of VALIDATION_RUNS
 # Below this training accuracy after an epoch, `fit` warns that the network is stuck.
 CHANCE_WARNING_ACCURACY = 15.0
 

@@ -27,15 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import helpers  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
 # name -> (what changes against the first row, fit() settings). Batch size 16, 5 epochs and SGD are fixed.
-V1 = {"lr": 0.015, "momentum": 0.9, "label_smoothing": 0.1, "augment": False}
+FIRST = {"lr": 0.015, "momentum": 0.9, "label_smoothing": 0.1, "augment": False}
 CANDIDATES = {
-    "v1": ("Nesterov 0.9, one-cycle to 0.015, label smoothing 0.1 (the old defaults)", V1),
-    "augment": ("+ augmentation (±10°, ±2 px, ±10% scale)", {**V1, "augment": True}),
-    "augment-lr0.025": ("+ augmentation, peak 0.025", {**V1, "augment": True, "lr": 0.025}),
-    "augment-ls0": ("+ augmentation, no label smoothing", {**V1, "augment": True, "label_smoothing": 0.0}),
+    "no-augmentation": ("Nesterov 0.9, one-cycle to 0.015, label smoothing 0.1 (the recipe before these)", FIRST),
+    "augmentation": ("+ augmentation (±10°, ±2 px, ±10% scale)", {**FIRST, "augment": True}),
+    "augmentation-peak-0.025": ("+ augmentation, peak 0.025", {**FIRST, "augment": True, "lr": 0.025}),
+    "augmentation-no-smoothing": ("+ augmentation, no label smoothing",
+                                  {**FIRST, "augment": True, "label_smoothing": 0.0}),
 }
+HELPERS = HERE.parent / "helpers.py"
+# helpers.py carries the validation table, so the notebook shows it with nothing but helpers.py beside it
+TABLE_START, TABLE_END = "VALIDATION_RUNS = [", "]  # end of VALIDATION_RUNS"
 
 
 def defaults() -> dict:
@@ -66,6 +69,27 @@ def table(results: dict, seeds: list[int]) -> list[str]:
             seconds = statistics.mean(r["seconds_per_epoch"] for r in runs)
             lines.append(f"| {name} | {change} | {accuracies(runs)} | {mean:.2f} | {seconds:.1f} |")
     return lines
+
+
+def validation_runs(results: dict) -> list[dict]:
+    """Per candidate that ran: its fit() settings and validation accuracy by seed, as in helpers.VALIDATION_RUNS."""
+    rows = []
+    for name, (_, settings) in CANDIDATES.items():
+        seeds = sorted(int(key.split("/")[1]) for key in results if key.split("/")[0] == name)
+        if seeds:
+            rows.append({"candidate": name, "lr": settings["lr"], "label_smoothing": settings["label_smoothing"],
+                         "augment": settings["augment"],
+                         "accuracy": {seed: results[f"{name}/{seed}"]["accuracy"] for seed in seeds}})
+    return rows
+
+
+def write_into_helpers(rows: list[dict]) -> None:
+    """Replace the VALIDATION_RUNS list in helpers.py with `rows`, one line per candidate."""
+    text = HELPERS.read_text()
+    start, end = text.index(TABLE_START), text.index(TABLE_END)
+    body = "".join(f"    {{{', '.join(f'{key!r}: {value!r}' for key, value in row.items() if key != 'accuracy')},\n"
+                   f"     'accuracy': {row['accuracy']!r}}},\n".replace("'", '"') for row in rows)
+    HELPERS.write_text(text[:start] + TABLE_START + "\n" + body + text[end:])
 
 
 def write_report(results: dict) -> str:
@@ -128,6 +152,7 @@ def main() -> None:
     results = json.loads(args.runs.read_text()) if args.runs.exists() else results
     report = write_report(results)
     args.out.write_text(report)
+    write_into_helpers(validation_runs(results))
     print(report)
 
 

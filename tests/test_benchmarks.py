@@ -4,6 +4,7 @@ The physical-limit line's parts are checked on their own: the FLOP count against
 a count by hand, and the measured peak on a tiny matrix.
 """
 
+import json
 import math
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import benchmark  # noqa: E402
+import recipe  # noqa: E402
 
 
 class NetPoolingEarlier(helpers.Net):
@@ -100,3 +102,14 @@ def test_drawing_pad_benchmark_prints_its_latency(tmp_path):
                              "--readings", "3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "3 readings of a 280 x 280 drawing (untrained Net" in result.stdout and "median" in result.stdout
+
+
+def test_helpers_carries_the_validation_table_of_the_recorded_runs():
+    # The notebook shows helpers.VALIDATION_RUNS, so that it needs nothing but helpers.py beside it
+    # (on Colab); it must be what benchmarks/recipe.py recorded, not a copy that drifted.
+    recorded = json.loads((ROOT / "benchmarks" / "recipe_runs.json").read_text())
+    assert helpers.VALIDATION_RUNS == recipe.validation_runs(recorded)
+    assert [row["candidate"] for row in helpers.VALIDATION_RUNS] == list(recipe.CANDIDATES)
+    chosen = max(helpers.VALIDATION_RUNS, key=lambda row: sum(row["accuracy"].values()))
+    assert (chosen["lr"], chosen["label_smoothing"], chosen["augment"]) == (
+        helpers.LEARNING_RATE, helpers.LABEL_SMOOTHING, helpers.AUGMENT)  # the defaults are the best mean

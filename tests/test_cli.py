@@ -96,3 +96,20 @@ def test_a_validation_split_larger_than_the_training_set_ends_with_one_line(fake
     result = run_cli("--data-dir", str(fake_mnist), "--validation", "--no-progress")
     assert_one_clear_line(result, "error:", "validation split")
 
+
+
+def test_training_needs_no_widget_or_plot_packages_and_the_pad_says_what_to_install(fake_mnist):
+    # `None` in sys.modules makes an import fail as if the package were not installed.
+    script = (
+        "import sys\n"
+        "for name in ('anywidget', 'traitlets', 'ipywidgets', 'IPython', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n"
+        "import helpers\n"
+        f"status = helpers.main(['--data-dir', {str(fake_mnist)!r}, '--epochs', '1', '--no-progress'])\n"
+        "print('exit status', status)\n"
+        "helpers.DigitPad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "exit status 0" in result.stdout, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("ImportError: The drawing pad needs the anywidget package")
+    assert "pip install anywidget" in result.stderr
