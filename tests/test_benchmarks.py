@@ -108,7 +108,7 @@ def test_helpers_carries_the_validation_table_of_the_recorded_runs():
     # The notebook shows helpers.VALIDATION_RUNS, so that it needs nothing but helpers.py beside it
     # (on Colab); it must be what benchmarks/recipe.py recorded, not a copy that drifted.
     recorded = json.loads((ROOT / "benchmarks" / "recipe_runs.json").read_text())
-    assert helpers.VALIDATION_RUNS == recipe.validation_runs(recorded)
+    assert recipe.validation_runs(recorded) == helpers.VALIDATION_RUNS
     assert [row["candidate"] for row in helpers.VALIDATION_RUNS] == list(recipe.CANDIDATES)
     chosen = max(helpers.VALIDATION_RUNS, key=lambda row: sum(row["accuracy"].values()))
     assert (chosen["lr"], chosen["label_smoothing"], chosen["augment"]) == (
