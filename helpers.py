@@ -17,7 +17,8 @@ command line. Sections, each using only the ones above it:
 8. Your own digit  `preprocess_digit`, `predict_digit`
 9. Inspection      learning-rate range test, confusion matrix, feature maps, plots
 10. Drawing pad    `DigitPad`, a Jupyter widget (anywidget, imported only when the pad is used)
-11. Command line   `main()`
+11. Exercises      five that check themselves: `max_pool_exercise.check(max_pool_2x2)`, `.hint()`, `.solution()`
+12. Command line   `main()`
 
 One loss convention everywhere: the network returns ten scores (logits) per image;
 `F.cross_entropy` takes the scores and the labels (it applies log-softmax itself, and
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import dataclasses
 import io
 import json
@@ -1381,7 +1383,386 @@ def __getattr__(name: str):
 
 
 # ---------------------------------------------------------------------------
-# 11. Command line
+# 11. Exercises
+# ---------------------------------------------------------------------------
+# Exercises that check themselves, as Kaggle Learn's do: `check(answer)` says at once
+# "Correct" or what is wrong, and never raises for a wrong answer, so a notebook with
+# unsolved exercises still runs from top to bottom. `hint()` and `solution()` help on request.
+
+
+class _AnswerRaised(Exception):
+    """The student's code raised; the message says which call and what it raised."""
+
+
+def _call(what: str, function: Callable, *args, **kwargs):
+    """`function(*args, **kwargs)`; if the student's code raises, _AnswerRaised says that `what` raised what."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # any error in the student's code is feedback, not a traceback
+        raise _AnswerRaised(f"{what} raised {type(error).__name__}: {error}") from error
+
+
+def _not_a_function(answer, name: str) -> str | None:
+    """Feedback when the answer is not a function: most often its result was passed instead."""
+    if callable(answer):
+        return None
+    return f"pass the function {name} itself, not what it returns (a {type(answer).__name__})."
+
+
+def _int_problem(call: str, got, expected: int) -> str | None:
+    """What is wrong with a returned count apart from its value: None, not a number, or a float."""
+    if got is None:
+        return f"{call} returned None: did you forget `return`?"
+    if isinstance(got, bool) or not isinstance(got, int | float):
+        return f"{call} returned {got!r}, a {type(got).__name__}; expected an int ({expected:,})."
+    if isinstance(got, float):
+        return f"{call} returned {got}, a float; expected the int {expected:,}."
+    return None
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise for a notebook cell: `check(answer)` prints "Correct: ..." or "Not yet: ..." and what is wrong."""
+
+    name: str  # what the student defines, e.g. "max_pool_2x2"; the solution defines it too
+    checker: Callable[[object], str | None] = dataclasses.field(repr=False)  # None when right, else what is wrong
+    hint_text: str = dataclasses.field(repr=False)
+    solution_code: str = dataclasses.field(repr=False)  # Python a student can paste into a cell
+    # What a right answer shows: a sentence, or a function of the answer that writes one.
+    correct: str | Callable[[object], str] = dataclasses.field(repr=False)
+
+    def feedback(self, answer) -> tuple[bool, str]:
+        """(True, what the right answer shows) or (False, what is wrong), without printing or raising."""
+        # Building a network draws random numbers: forking the generator leaves the notebook's sequence as it was.
+        with torch.random.fork_rng(devices=[]):
+            try:
+                problem = self.checker(answer)
+            except _AnswerRaised as error:
+                return False, str(error)
+            if problem is not None:
+                return False, problem
+            return True, self.correct(answer) if callable(self.correct) else self.correct
+
+    def check(self, answer) -> None:
+        """Print the verdict; returns nothing, so Jupyter shows no stray value under it."""
+        passed, message = self.feedback(answer)
+        print(f"Correct: {message}" if passed else f"Not yet: {message}")
+
+    def hint(self) -> None:
+        print(f"Hint: {self.hint_text}")
+
+    def solution(self) -> None:
+        print(self.solution_code)
+
+
+# Max-pooling by hand. Negative values, and a block of only negative ones, catch a maximum that starts from 0.
+_POOL_GRIDS = (
+    torch.tensor([[1.0, 3.0, -2.0, -4.0],
+                  [5.0, 2.0, -1.0, -3.0],
+                  [0.0, -6.0, 7.0, 8.0],
+                  [-5.0, 4.0, 9.0, 6.0]]),
+    torch.arange(48.0).reshape(6, 8).mul(7).remainder(11).sub(5).div(2),  # halves from -2.5 to 2.5, not square
+)
+
+
+def _check_max_pool(max_pool_2x2) -> str | None:
+    if problem := _not_a_function(max_pool_2x2, "max_pool_2x2"):
+        return problem
+    for grid in _POOL_GRIDS:
+        height, width = grid.shape
+        call = f"max_pool_2x2 of a {height}x{width} grid"
+        got = _call(call, max_pool_2x2, grid.clone())
+        expected = F.max_pool2d(grid[None, None], 2)[0, 0]
+        if got is None:
+            return f"{call} returned None: did you forget `return`?"
+        if not isinstance(got, Tensor):
+            return f"{call} returned a {type(got).__name__}, not a tensor: torch.tensor(...) makes one from a list."
+        if got.shape == (height - 1, width - 1):
+            return (f"{call} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}: your window moved "
+                    "one pixel at a time (stride 1). A 2x2 max-pool moves it two, so the blocks do not overlap.")
+        if got.shape != expected.shape:
+            return (f"{call} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}: "
+                    "one value per 2x2 block, so half the height and half the width.")
+        got = got.detach().to(expected.dtype)
+        if torch.allclose(got, expected):
+            continue
+        if torch.allclose(got, F.avg_pool2d(grid[None, None], 2)[0, 0]):
+            return f"{call} returned each block's mean: that is average pooling. Max-pooling keeps the largest value."
+        if torch.allclose(got, expected.clamp(min=0)):
+            return (f"{call} returned 0 for a block whose four values are all negative: start each block's "
+                    "maximum from one of its values (or -inf), not from 0.")
+        return f"for the grid {grid.tolist()}, max_pool_2x2 returned {got.tolist()}, expected {expected.tolist()}."
+    return None
+
+
+_MAX_POOL_SOLUTION = """\
+def max_pool_2x2(grid):
+    height, width = grid.shape
+    pooled = torch.empty(height // 2, width // 2)
+    for row in range(height // 2):
+        for column in range(width // 2):
+            block = grid[2 * row : 2 * row + 2, 2 * column : 2 * column + 2]
+            pooled[row, column] = block.max()
+    return pooled
+"""
+
+max_pool_exercise = Exercise(
+    name="max_pool_2x2",
+    checker=_check_max_pool,
+    hint_text="Output cell (row, column) covers grid rows 2*row and 2*row + 1 and the two columns likewise; "
+    "slice that 2x2 block and take its largest value. The output is half as high and half as wide.",
+    solution_code=_MAX_POOL_SOLUTION,
+    correct="each value is the largest of its 2x2 block, as F.max_pool2d gives: a 4x4 grid becomes 2x2, a 6x8 one 3x4.",
+)
+
+
+# A convolution's parameters. (in_channels, out_channels, kernel_size), the course's conv3 first:
+# each mistake below gives it a different count.
+_CONV_CASES = ((16, 64, 3), (1, 8, 3), (3, 5, 5), (64, 16, 3), (8, 4, 1))
+
+
+def _check_conv_parameters(conv_parameters) -> str | None:
+    if problem := _not_a_function(conv_parameters, "conv_parameters"):
+        return problem
+    for in_channels, out_channels, kernel_size in _CONV_CASES:
+        call = f"conv_parameters({in_channels}, {out_channels}, {kernel_size})"
+        got = _call(call, conv_parameters, in_channels, out_channels, kernel_size)
+        window = kernel_size * kernel_size
+        expected = out_channels * (in_channels * window + 1)
+        if problem := _int_problem(call, got, expected):
+            return problem
+        if got == expected:
+            continue
+        mistakes = [
+            (out_channels * in_channels * window,
+             f"the biases are missing, one for each of the {out_channels} filters (off by {out_channels})."),
+            (out_channels * (window + 1),
+             f"each filter has a {kernel_size}x{kernel_size} grid of weights for every one of the "
+             f"{in_channels} input channels, not one grid in all."),
+            (out_channels * in_channels * (window + 1),
+             f"a filter has one bias, not one per input channel: {out_channels} biases, not "
+             f"{out_channels * in_channels}."),
+            (out_channels * (in_channels * kernel_size + 1),
+             f"a kernel of size {kernel_size} is a {kernel_size}x{kernel_size} square: {window} weights per "
+             f"input channel, not {kernel_size}."),
+        ]
+        explanation = next((message for count, message in mistakes if got == count),
+                           "count one filter's weights and bias, then multiply by the number of filters.")
+        return f"{call} returned {got:,}, expected {expected:,}: {explanation}"
+    return None
+
+
+_CONV_PARAMETERS_SOLUTION = """\
+def conv_parameters(in_channels, out_channels, kernel_size):
+    weights_per_filter = in_channels * kernel_size * kernel_size
+    return out_channels * (weights_per_filter + 1)  # + 1: each filter's bias
+"""
+
+conv_parameters_exercise = Exercise(
+    name="conv_parameters",
+    checker=_check_conv_parameters,
+    hint_text="Count one filter first: how many weights does it need to see every input channel through a "
+    "kernel_size x kernel_size window, and what is added to its sum? Then count the filters.",
+    solution_code=_CONV_PARAMETERS_SOLUTION,
+    correct="conv_parameters(16, 64, 3) = 9,280, the course's conv3: 64 filters of 16 x 3 x 3 weights and one "
+    "bias each. nn.Conv2d agrees on every case.",
+)
+
+
+# A convolution's output size. (size, kernel_size, padding, stride); the first case uses the defaults.
+_OUTPUT_SIZE_CASES = ((28, 3, 0, 1), (28, 3, 1, 1), (28, 3, 0, 2), (28, 3, 1, 2), (7, 3, 0, 2), (12, 5, 2, 1))
+
+
+def _check_output_size(output_size) -> str | None:
+    if problem := _not_a_function(output_size, "output_size"):
+        return problem
+    for size, kernel_size, padding, stride in _OUTPUT_SIZE_CASES:
+        keywords = {} if (padding, stride) == (0, 1) else {"padding": padding, "stride": stride}
+        call = f"output_size({size}, {kernel_size}" + (f", padding={padding}, stride={stride})" if keywords else ")")
+        got = _call(call, output_size, size, kernel_size, **keywords)
+        travel = size + 2 * padding - kernel_size  # pixels the window can move past its first position
+        expected = travel // stride + 1
+        if isinstance(got, float):
+            return f"{call} returned {got}, a float; expected the int {expected}: // divides and rounds down to an int."
+        if problem := _int_problem(call, got, expected):
+            return problem
+        if got == expected:
+            continue
+        mistakes = [  # the first that gives the student's number names the mistake
+            ((size + padding - kernel_size) // stride + 1,
+             f"padding goes on both sides, so the input grows by 2 * padding = {2 * padding} pixels."),
+            (expected - 1, "off by one; count the window's first position too (the + 1)."),
+            (math.ceil(travel / stride) + 1,
+             "rounded up, but a window that would hang over the edge is not computed; round down (//)."),
+            (travel + 1, f"the stride is left out; with stride {stride} the window moves {stride} pixels at a time."),
+        ]
+        explanation = next((message for wrong_size, message in mistakes if got == wrong_size),
+                           "count the window's positions in the padded input, stepping `stride` pixels.")
+        return f"{call} returned {got}, expected {expected}: {explanation}"
+    return None
+
+
+_OUTPUT_SIZE_SOLUTION = """\
+def output_size(size, kernel_size, padding=0, stride=1):
+    return (size + 2 * padding - kernel_size) // stride + 1
+"""
+
+output_size_exercise = Exercise(
+    name="output_size",
+    checker=_check_output_size,
+    hint_text="Padding adds pixels on both sides. Count the positions the window's first pixel can take, "
+    "stepping `stride` pixels at a time, without the window hanging over the edge.",
+    solution_code=_OUTPUT_SIZE_SOLUTION,
+    correct="your sizes agree with nn.Conv2d: 28 -> 26 with a 3x3 kernel, 28 -> 28 with padding 1, "
+    "28 -> 13 with stride 2, and 28 -> 14 with both.",
+)
+
+
+# Nesterov momentum, one step. (weight, velocity, gradient, lr, momentum): two steps from rest, then other settings.
+_NESTEROV_CASES = ((1.0, 0.0, 0.5, 0.1, 0.9), (0.905, 0.5, -0.2, 0.1, 0.9), (-2.0, 1.5, 3.0, 0.01, 0.5))
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _check_nesterov(nesterov_step) -> str | None:
+    if problem := _not_a_function(nesterov_step, "nesterov_step"):
+        return problem
+    for weight, velocity, gradient, lr, momentum in _NESTEROV_CASES:
+        call = f"nesterov_step({weight}, {velocity}, {gradient}, {lr}, {momentum})"
+        got = _call(call, nesterov_step, weight, velocity, gradient, lr, momentum)
+        new_velocity = momentum * velocity + gradient
+        new_weight = weight - lr * (gradient + momentum * new_velocity)
+        expected = f"({new_weight:.6g}, {new_velocity:.6g})"
+        if got is None:
+            return f"{call} returned None: did you forget `return`?"
+        try:
+            got_weight, got_velocity = (float(value) for value in got)
+        except (TypeError, ValueError, RuntimeError):  # not two numbers: one number, three, a string...
+            return f"{call} returned {got!r}; expected two numbers, (new_weight, new_velocity): {expected}."
+        if _close(got_weight, new_weight) and _close(got_velocity, new_velocity):
+            continue
+        if _close(got_velocity, velocity):
+            explanation = f"the velocity came back unchanged ({velocity}): update it, and return the new one."
+        elif _close(got_velocity, momentum * velocity - lr * gradient):
+            explanation = "PyTorch's velocity sums gradients, with no lr in it; lr scales only the weight's step."
+        elif _close(got_weight - weight, weight - new_weight):
+            explanation = "the weight moved up the gradient: subtract the step from the weight."
+        elif _close(got_weight, weight - lr * new_velocity):
+            explanation = ("that is classic momentum, a step of lr * velocity. Nesterov looks ahead: its step is "
+                           "lr * (gradient + momentum * new velocity).")
+        else:
+            explanation = "update the velocity first, then step the weight with the gradient and the new velocity."
+        return f"{call} returned ({got_weight:.6g}, {got_velocity:.6g}), expected {expected}: {explanation}"
+    return None
+
+
+_NESTEROV_SOLUTION = """\
+def nesterov_step(weight, velocity, gradient, lr, momentum):
+    velocity = momentum * velocity + gradient
+    weight = weight - lr * (gradient + momentum * velocity)  # the look-ahead: the new velocity, once more
+    return weight, velocity
+"""
+
+nesterov_exercise = Exercise(
+    name="nesterov_step",
+    checker=_check_nesterov,
+    hint_text="Update the velocity first, exactly as classic momentum does. Nesterov differs in the weight's step: "
+    "it uses the gradient plus momentum times the new velocity, not the velocity alone.",
+    solution_code=_NESTEROV_SOLUTION,
+    correct="your steps agree with torch.optim.SGD(..., momentum=momentum, nesterov=True): the weight moves by "
+    "lr * (gradient + momentum * new velocity).",
+)
+
+
+# Your own network.
+_RAW_SCORES = "Return the raw scores (logits): F.cross_entropy applies softmax itself."
+_SHAPE_ADVICE = (" Print x.shape after each layer in forward to see where it stops fitting: a convolution's "
+                 "in_channels must match the channels coming in, and after torch.flatten(x, 1) the first "
+                 "nn.Linear's in_features must equal channels x height x width.")
+
+
+def _check_network(answer) -> str | None:
+    if isinstance(answer, type) and issubclass(answer, nn.Module):
+        model = _call(f"{answer.__name__}() (built with no arguments)", answer)
+    elif isinstance(answer, nn.Module):
+        # A copy, so that checking leaves a trained model's gradients and batch-norm statistics as they were.
+        model = _call("copying your model", copy.deepcopy, answer)
+    else:
+        return f"pass your network's class (like Net) or a model made from it, not a {type(answer).__name__}."
+    parameters = {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
+    if not parameters:
+        return ("your network has no trainable parameters: make each layer an attribute in __init__ "
+                "(self.conv1 = nn.Conv2d(...)). Layers in a plain Python list are not registered; in nn.ModuleList "
+                "or nn.Sequential they are.")
+    images = torch.randn(2, 1, 28, 28, device=next(iter(parameters.values())).device)
+    try:
+        outputs = _call("the forward pass of a (2, 1, 28, 28) batch", model, images)
+    except _AnswerRaised as error:
+        message = str(error).rstrip(".") + "."
+        return message + (_SHAPE_ADVICE if "shape" in message or "size" in message else "")
+    if not isinstance(outputs, Tensor):
+        return f"forward returned a {type(outputs).__name__}; expected a tensor of scores, shape (2, 10)."
+    if outputs.shape != (2, 10):
+        return (f"for a batch of 2 images your network returned shape {tuple(outputs.shape)}, expected (2, 10): "
+                "ten scores per image, one for each digit.")
+    if not outputs.is_floating_point():
+        return f"your network returned {outputs.dtype} values; expected float scores."
+    scores = outputs.detach().double()
+    row_sums = scores.sum(dim=1)
+    if (scores >= 0).all() and torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-4):
+        return f"each row of your outputs sums to 1: the network ends in softmax. {_RAW_SCORES}"
+    if (scores <= 0).all() and torch.allclose(scores.logsumexp(dim=1), torch.zeros_like(row_sums), atol=1e-4):
+        return f"your outputs are log-probabilities: the network ends in log_softmax. {_RAW_SCORES}"
+    if (scores >= 0).all() and (scores == 0).any():
+        return ("your scores are never negative and some are exactly 0: a ReLU after the last layer? "
+                "Scores must be free to go negative; return the last layer's output as it is.")
+    if not outputs.requires_grad:
+        return "no gradient flows back from your outputs: does forward use torch.no_grad(), .detach() or .item()?"
+    gradients = _call("the backward pass", torch.autograd.grad, outputs.sum(), list(parameters.values()),
+                      allow_unused=True)
+    unused = [name for name, gradient in zip(parameters, gradients, strict=True) if gradient is None]
+    if unused:
+        return (f"no gradient reaches {', '.join(unused)}: unused layer? Use every layer you make in __init__ "
+                "in forward, or remove it.")
+    return None
+
+
+def _network_summary(answer) -> str:
+    """The verdict on a network that passed: its parameter count next to the course's."""
+    model = answer() if isinstance(answer, type) else answer
+    return (f"your network maps a (2, 1, 28, 28) batch to (2, 10) raw scores, and every one of its "
+            f"{count_parameters(model):,} trainable parameters gets a gradient (the course's Net has "
+            f"{count_parameters(Net()):,}).")
+
+
+_NETWORK_SOLUTION = """\
+class YourNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)  # 28 -> 28, max-pool -> 14
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)  # 14 -> 14, max-pool -> 7
+        self.fc = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc(torch.flatten(x, 1))  # raw scores, for F.cross_entropy
+"""
+
+your_network_exercise = Exercise(
+    name="YourNet",
+    checker=_check_network,
+    hint_text="Follow Net: convolutions and max-pools, then torch.flatten(x, 1) and nn.Linear layers ending in 10 "
+    "outputs, returned as they are. Print x.shape in forward to find the first nn.Linear's in_features.",
+    solution_code=_NETWORK_SOLUTION,
+    correct=_network_summary,
+)
+
+
+# ---------------------------------------------------------------------------
+# 12. Command line
 # ---------------------------------------------------------------------------
 
 
