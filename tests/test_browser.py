@@ -1,11 +1,16 @@
 """The notebook in a real browser: JupyterLab runs every cell in headless Chromium, as a reader would.
 
-One JupyterLab server and one run of the notebook (1 epoch) serve every test here: the run
-ends without an error, the live training progress bar is one line, and the drawing pad
-reads a drawn 1 and 7. The server's root is a temporary folder with copies of the notebook
-and helpers.py, so the run's outputs/ and images/ never land in the repository; the browser
-may reach nothing but 127.0.0.1. These tests need Chromium (`apt-get install chromium`) and
-Playwright (`pip install playwright`), and fail, rather than skip, without them.
+One Jupyter server and one run of the notebook in JupyterLab (1 epoch) serve every test here:
+the run ends without an error, the live training progress bar is one line, and the drawing pad
+reads a drawn 1 and 7; then Notebook 7's interface, on the same server, opens a small notebook
+that loads the model the run saved, and its pad reads a drawn 1 too. The server's root is a
+temporary folder with copies of the notebook and helpers.py, so the run's outputs/ and images/
+never land in the repository; the browser may reach nothing but 127.0.0.1.
+
+Playwright (`pip install playwright`, in requirements-dev.txt) drives the first Chromium found:
+Playwright's own (`python -m playwright install chromium`), else `chromium`, `chromium-browser`
+or `google-chrome` on PATH (`apt-get install chromium` on Debian/Ubuntu). Without one these tests
+skip, and say which command installs it; with MNIST_REQUIRE_BROWSER=1 (CI sets it) they fail instead.
 """
 
 import importlib.util
@@ -20,8 +25,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import nbformat
@@ -33,7 +40,9 @@ from conftest import ROOT
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "mnist_cnn.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
+PAD_NOTEBOOK = "digit_pad.ipynb"  # written by the Notebook 7 test beside the main notebook
+BROWSERS_ON_PATH = ("chromium", "chromium-browser", "google-chrome")
+INSTALL_BROWSER = "`apt-get install chromium` (Debian/Ubuntu, as root) or `python -m playwright install chromium`"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -66,6 +75,12 @@ RUN_STATE = """() => ({
         cell.classList.contains('jp-CodeCell')
             ? [[index, cell.querySelector('.jp-InputArea-prompt').innerText.trim()]] : [])),
 })"""
+# "Run All Cells" has ended: the kernel is idle, no cell is queued, and the first code cell ran.
+RUN_ENDED = f"""() => {{
+    const {{status, prompts}} = ({RUN_STATE})();
+    const shown = Object.values(prompts);
+    return status === 'idle' && !shown.includes('[*]:') && /^\\[\\d+\\]:$/.test(shown[0]);
+}}"""
 # JupyterLab 4.6 renders an error output with data-mime-type "application/vnd.jupyter.stderr", like
 # a stream on stderr, so a traceback is recognised by its text too; the saved notebook says for sure.
 ERROR_OUTPUTS = """() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].flatMap((cell, index) =>
@@ -93,7 +108,7 @@ PROGRESS_BAR = """cell => {
 class NotebookRun:
     """What one "Run All Cells" in JupyterLab left: the page, how the wait ended, the saved notebook."""
 
-    page: object  # playwright's Page; None when the browser is missing
+    page: object  # playwright's Page
     folder: Path
     outcome: str  # "finished", or why the wait gave up
     seconds: float
@@ -142,20 +157,27 @@ def lab_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def missing_browser() -> str | None:
-    """What these tests lack on this machine and the command that installs it, or None."""
-    if importlib.util.find_spec("playwright") is None:
-        return ("Playwright is not installed: `python3 -m pip install playwright` (it is in requirements-dev.txt); "
-                "it drives Debian's Chromium, `apt-get install chromium`")
-    if not CHROMIUM.is_file():
-        return (f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium` (Debian, as root); "
-                "Playwright's own browser download is not used")
-    return None
+def no_browser(reason: str) -> NoReturn:
+    """Skip the browser tests, or fail them where MNIST_REQUIRE_BROWSER=1 says they must run (CI)."""
+    if os.environ.get("MNIST_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (MNIST_REQUIRE_BROWSER=1 requires the browser tests)", pytrace=False)
+    pytest.skip(reason)
+
+
+def find_chromium(playwright) -> str | None:
+    """Playwright's own Chromium if it is installed, else the first of BROWSERS_ON_PATH found on PATH."""
+    own = playwright.chromium.executable_path  # where Playwright would install it, whether it is there or not
+    if Path(own).is_file():
+        return own
+    return next((found for name in BROWSERS_ON_PATH if (found := shutil.which(name))), None)
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    """A page of headless Chromium that may load nothing but 127.0.0.1, and the list of what it was refused."""
+def browser() -> Iterator[tuple[object, list[str]]]:
+    """A headless Chromium context that may load nothing but 127.0.0.1, and the list of what it was refused."""
+    if importlib.util.find_spec("playwright") is None:
+        no_browser("Playwright is not installed: `python -m pip install playwright` (it is in requirements-dev.txt), "
+                   f"then a Chromium: {INSTALL_BROWSER}")
     from playwright.sync_api import sync_playwright
 
     blocked: list[str] = []
@@ -168,13 +190,18 @@ def browser_page():
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=VIEWPORT)
+        executable = find_chromium(playwright)
+        if executable is None:
+            no_browser(f"no Chromium found (not Playwright's own, nor {', '.join(BROWSERS_ON_PATH)} on PATH): "
+                       f"{INSTALL_BROWSER}")
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        print(f"browser: {executable} {chromium.version}")
+        context = chromium.new_context(viewport=VIEWPORT)
         context.set_default_timeout(60_000)
         context.route("**/*", only_local)
-        yield context.new_page(), blocked
+        yield context, blocked
         context.close()
-        browser.close()
+        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -252,17 +279,11 @@ def wait_for_every_cell(page, training_cell, live_shot: Path) -> tuple[str, dict
 
 
 @pytest.fixture(scope="module")
-def notebook_run(request, lab_folder) -> NotebookRun:
-    """Open the notebook in JupyterLab, choose Run > Run All Cells, wait for the end and save it.
-
-    Without Chromium or Playwright it starts nothing and returns a run without a page, which
-    every test fails on, with the command that installs what is missing.
-    """
-    missing = missing_browser()
-    if missing:
-        return NotebookRun(None, lab_folder, missing, 0.0, [])
-    page, blocked = request.getfixturevalue("browser_page")
-    base_url, token = request.getfixturevalue("jupyter_lab")
+def notebook_run(browser, jupyter_lab, lab_folder) -> NotebookRun:
+    """Open the notebook in JupyterLab, choose Run > Run All Cells, wait for the end and save it."""
+    context, blocked = browser
+    base_url, token = jupyter_lab
+    page = context.new_page()
     notebook = nbformat.read(lab_folder / NOTEBOOK, as_version=4)
     training_index = code_cell_index(notebook, "helpers.fit(")
     page.goto(f"{base_url}/lab/tree/{NOTEBOOK}?token={token}")
@@ -299,7 +320,6 @@ def notebook_run(request, lab_folder) -> NotebookRun:
 
 def test_every_cell_runs_in_jupyterlab_without_an_error(notebook_run):
     run = notebook_run
-    assert run.page is not None, run.outcome
     saved_errors = [f"cell {index}: {output.ename}: {output.evalue}" for index, cell in enumerate(run.saved.cells)
                     if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
     assert not run.error_outputs and not saved_errors, (
@@ -323,7 +343,6 @@ def assert_one_line(bar: dict, when: str) -> None:
 
 def test_the_training_progress_bar_is_one_line_with_loss_and_accuracy(notebook_run):
     run = notebook_run
-    assert run.page is not None, run.outcome
     cells = run.page.locator(".jp-Notebook .jp-Cell")
     index = code_cell_index(run.saved, "helpers.fit(")
     training_cell = cells.nth(index) if index is not None else cells.filter(has=run.page.locator(".widget-hprogress"))
@@ -367,7 +386,6 @@ def test_the_drawing_pad_reads_a_drawn_one_and_seven(notebook_run):
     from playwright.sync_api import expect
 
     run, page = notebook_run, notebook_run.page
-    assert page is not None, run.outcome
     assert code_cell_index(run.saved, "DigitPad(") is not None, (
         "mnist_cnn.ipynb has no cell that makes the drawing pad: expected `pad = helpers.DigitPad(reloaded)` "
         "and `pad` in its 'Your own digit' section")
@@ -398,3 +416,41 @@ def test_the_drawing_pad_reads_a_drawn_one_and_seven(notebook_run):
     pad.screenshot(path=run.folder.parent / "digit_pad_7.png")
     assert run_cell(page, question) == "7"
     assert not run.blocked, f"the page asked for more than the local server: {run.blocked}"
+
+
+def test_the_drawing_pad_reads_a_drawn_one_in_notebook_7(notebook_run, browser, jupyter_lab):
+    """Notebook 7 (/notebooks/, served by the same server) shows the pad on the model the JupyterLab run saved."""
+    from playwright.sync_api import expect
+
+    run, (context, blocked), (base_url, token) = notebook_run, browser, jupyter_lab
+    assert (run.folder / "outputs" / "model.pt").is_file(), f"the JupyterLab run saved no model: {run.outcome}"
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}  # no kernel dialog
+    pad_notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}, cells=[
+        nbformat.v4.new_code_cell('import helpers\n\nmodel = helpers.load_model("outputs/model.pt", "cpu")\n'
+                                  "pad = helpers.DigitPad(model)\npad"),
+        nbformat.v4.new_code_cell("print(pad.prediction)"),
+    ])
+    nbformat.write(pad_notebook, run.folder / PAD_NOTEBOOK)
+
+    page = context.new_page()
+    page.goto(f"{base_url}/notebooks/{PAD_NOTEBOOK}?token={token}")
+    page.wait_for_function(KERNEL_READY, timeout=KERNEL_START_TIMEOUT * 1000)
+    assert urlsplit(page.url).path == f"/notebooks/{PAD_NOTEBOOK}" and page.locator(".jp-LabShell").count() == 0, (
+        f"expected Notebook 7's interface, got {page.url}")
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    page.wait_for_function(RUN_ENDED, timeout=KERNEL_START_TIMEOUT * 1000)
+    prompts = page.evaluate(RUN_STATE)["prompts"]
+    assert all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in prompts.values()), (
+        f"Run All Cells stopped in Notebook 7: prompts {prompts}, errors {page.evaluate(ERROR_OUTPUTS)}")
+
+    pad = page.locator(".jp-Notebook .digit-pad")
+    expect(pad).to_have_count(1)
+    draw(page, pad.locator("canvas.digit-pad-canvas"), [(0.5, 0.15), (0.5, 0.85)])
+    stroke_ended = time.monotonic()
+    expect(pad.locator(".digit-pad-prediction")).to_have_text("1", timeout=PREDICTION_TIMEOUT)
+    print(f"Notebook 7: the pad showed its prediction {time.monotonic() - stroke_ended:.2f} s after the stroke")
+    pad.screenshot(path=run.folder.parent / "digit_pad_notebook7.png")
+    assert run_cell(page, page.locator(".jp-Notebook .jp-Cell").nth(1)) == "1"
+    page.close()
+    assert not blocked, f"the page asked for more than the local server: {blocked}"

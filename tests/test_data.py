@@ -1,3 +1,4 @@
+import socket
 import urllib.error
 
 import pytest
@@ -58,10 +59,34 @@ def test_missing_files_offline_give_one_error_naming_the_folder_the_files_and_bo
     assert "\n" not in message
 
 
-def test_download_error_is_not_a_bare_urllib_error(tmp_path, offline):
-    with pytest.raises(helpers.MnistDataError) as caught:
-        helpers.load_mnist(tmp_path)
-    assert not isinstance(caught.value, urllib.error.URLError)
+@pytest.mark.parametrize("failure", [
+    urllib.error.URLError("[Errno 111] Connection refused"),  # no network
+    TimeoutError("timed out"),  # a network that drops packets
+    RuntimeError("Error downloading train-images-idx3-ubyte.gz"),  # torchvision, after every mirror failed
+], ids=lambda failure: type(failure).__name__)
+def test_a_failed_download_becomes_one_mnist_error_with_a_timeout_that_is_then_restored(tmp_path, monkeypatch,
+                                                                                         failure):
+    timeouts = []
+
+    def download(root, train, download):
+        timeouts.append(socket.getdefaulttimeout())
+        raise failure
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", download)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(7.0)
+    try:
+        with pytest.raises(helpers.MnistDataError) as caught:
+            helpers.load_mnist(tmp_path)
+        after = socket.getdefaulttimeout()
+    finally:
+        socket.setdefaulttimeout(previous)
+    assert timeouts == [helpers.DOWNLOAD_TIMEOUT_SECONDS]  # a download that hangs ends in an error
+    assert after == 7.0  # and the rest of the program gets its own timeout back
+    message = str(caught.value)
+    assert str(tmp_path / "MNIST" / "raw") in message and "connect to the internet" in message
+    assert str(failure) not in message  # the network's words stay out of the one-line message...
+    assert caught.value.__cause__ is failure  # ...but its reason stays in the traceback, for whoever debugs it
 
 
 def test_truncated_file_is_named_in_the_error(fake_mnist):
@@ -129,7 +154,7 @@ def test_the_real_validation_split_keeps_every_digit_and_leaves_50000_to_train(r
     assert len(set(held_out.tolist())) == 10_000
 
 
-def test_a_validation_split_outside_the_training_set_is_refused(fake_mnist):
+def test_a_validation_split_outside_the_training_set_is_refused():
     for size in (0, 80, 100):
         with pytest.raises(ValueError, match="validation split"):
             helpers.validation_indices(size, total=80)

@@ -6,6 +6,10 @@ so they need no browser (tests/test_browser.py draws in a real one).
 
 import base64
 import io
+import json
+import re
+import shutil
+import subprocess
 
 import comm
 import numpy as np
@@ -196,11 +200,133 @@ def test_a_live_front_end_gets_the_widget(monkeypatch, opened):
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == pad.comm.comm_id
 
 
-def test_the_page_has_the_elements_the_browser_test_looks_for(pad):
-    for selector in ('class="digit-pad"', '<canvas class="digit-pad-canvas"', '<button class="digit-pad-clear"',
-                     'class="digit-pad-prediction"', '"pointerup", "pointerleave", "pointercancel"'):
-        assert selector in pad._esm
-    assert "touch-action: none" in pad._css
+# Runs the pad's browser code (`_esm`) in Node against a stand-in for the page and the widget's model,
+# plays a user's stroke and the kernel's answer, and prints what the page did, as JSON.
+PAGE_IN_NODE = """
+import { pathToFileURL } from "node:url";
+
+// Any part of the page the pad touches and this script does not watch: callable, constructible,
+// and each property it reads is more of the same.
+function anything(known = {}) {
+  return new Proxy(Object.assign(function () {}, known), {
+    get(target, key) {
+      if (key === Symbol.toPrimitive) return () => "";
+      if (!(key in target)) target[key] = anything();
+      return target[key];
+    },
+    apply: () => anything(),
+    construct: () => anything(),
+  });
+}
+const painted = [];  // the canvas's fillRect calls: each is a repaint of the whole canvas
+const elements = {};  // by the selector the pad looked them up with
+const element = () => {
+  const handlers = {};
+  return anything({
+    handlers,
+    addEventListener: (type, handler) => (handlers[type] ??= []).push(handler),
+    getContext: () => anything({ fillRect: (...rectangle) => painted.push(rectangle) }),
+    toDataURL: () => "data:image/png;base64,A-STROKE",
+  });
+};
+const el = anything({ querySelector: (selector) => (elements[selector] ??= element()) });
+globalThis.document = anything();
+globalThis.Image = anything();
+
+// The widget's model as anywidget gives it: set() fires "change:<name>" at once, as Backbone's does.
+const state = JSON.parse(process.argv[3]);
+const listeners = {};
+const sent = [];  // the drawing at each save_changes(): what goes to the kernel
+const model = {
+  get: (name) => state[name],
+  set(name, value) {
+    if (state[name] === value) return;
+    state[name] = value;
+    (listeners[`change:${name}`] ?? []).forEach((listener) => listener());
+  },
+  save_changes: () => sent.push(state.drawing),
+  on: (events, listener) => events.split(" ").forEach((event) => (listeners[event] ??= []).push(listener)),
+};
+
+const { default: widget } = await import(pathToFileURL(process.argv[2]));
+widget.render({ model, el });
+const report = { markup: el.innerHTML, selectors: Object.keys(elements), paintedAtStart: painted.length };
+const canvas = Object.values(elements).find((element) => element.handlers.pointerdown);
+const clearButton = Object.values(elements).find((element) => element.handlers.click);
+const fire = (target, type, event) => (target.handlers[type] ?? []).forEach((handler) => handler(
+  { button: 0, pointerId: 1, offsetX: 140, offsetY: 140, preventDefault() {}, ...event }));
+
+fire(canvas, "pointerdown", { pointerId: 1 });
+fire(canvas, "pointermove", { pointerId: 1, offsetX: 150, offsetY: 200 });
+fire(canvas, "pointerup", { pointerId: 2 });  // another finger lifts: the stroke goes on
+report.sentWhileDrawing = [...sent];
+fire(canvas, "pointerleave", { pointerId: 1 });
+fire(canvas, "pointerdown", { pointerId: 3, button: 2 });  // a right click draws nothing
+fire(canvas, "pointerup", { pointerId: 3, button: 2 });
+report.sentAfterStroke = [...sent];
+report.paintedAfterStroke = painted.length;
+
+const probabilities = Array.from({ length: 10 }, (_, digit) => (digit === 7 ? 0.91 : 0.01));
+model.set("network_input", "data:image/png;base64,THE-INPUT");  // the kernel's answer
+model.set("probabilities", probabilities);
+model.set("prediction", 7);
+report.shownPrediction = elements[".digit-pad-prediction"]?.textContent;
+report.shownInput = elements[".digit-pad-input"]?.src;
+
+fire(clearButton, "click", {});
+report.sentAfterClear = [...sent];
+report.paintedAfterClear = painted.length;
+model.set("drawing", "data:image/png;base64,FROM-ANOTHER-VIEW");  // drawn in another view of the pad
+report.paintedAfterAnotherView = painted.length;
+console.log(JSON.stringify(report));
+"""
+
+# What tests/test_browser.py looks for on the page: (tag, class)
+BROWSER_TEST_ELEMENTS = [("div", "digit-pad"), ("canvas", "digit-pad-canvas"), ("div", "digit-pad-prediction"),
+                         ("button", "digit-pad-clear")]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> dict:
+    """What the pad's browser code did in Node, from rendering to a stroke, an answer and Clear."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js to run the pad's JavaScript (apt-get install nodejs)")
+    folder = tmp_path_factory.mktemp("page")
+    (folder / "pad.mjs").write_text(helpers.DigitPad._esm)
+    (folder / "page.mjs").write_text(PAGE_IN_NODE)
+    state = {name: getattr(helpers.DigitPad, name).default_value
+             for name in ("canvas_size", "pen_width", "drawing", "network_input", "prediction", "probabilities")}
+    result = subprocess.run([node, str(folder / "page.mjs"), str(folder / "pad.mjs"), json.dumps(state)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_pads_javascript_renders_the_elements_the_browser_test_looks_for(page):
+    classes = {(tag, name) for tag, names in re.findall(r'<(\w+)[^>]*\bclass="([^"]*)"', page["markup"])
+               for name in names.split()}
+    for wanted in BROWSER_TEST_ELEMENTS:
+        assert wanted in classes
+    for selector in page["selectors"]:  # every element the code looks up is in its markup
+        assert {name for _, name in classes} >= set(re.findall(r"\.([\w-]+)", selector)), selector
+
+
+def test_the_pads_javascript_sends_a_stroke_once_when_the_pointer_that_drew_it_lifts_or_leaves(page):
+    assert page["sentWhileDrawing"] == []
+    assert page["sentAfterStroke"] == ["data:image/png;base64,A-STROKE"]
+    assert page["paintedAtStart"] == page["paintedAfterStroke"] == 1  # white paper, not repainted over the stroke
+
+
+def test_the_pads_javascript_shows_the_kernels_prediction_and_network_input(page):
+    assert str(page["shownPrediction"]) == "7"  # the page turns what it is given into text
+    assert page["shownInput"] == "data:image/png;base64,THE-INPUT"
+
+
+def test_the_pads_clear_button_sends_an_empty_drawing_and_repaints_the_paper(page):
+    assert page["sentAfterClear"] == ["data:image/png;base64,A-STROKE", ""]
+    assert page["paintedAfterClear"] == page["paintedAfterStroke"] + 1
+    assert page["paintedAfterAnotherView"] == page["paintedAfterClear"] + 1
 
 
 def test_reading_a_drawing_leaves_the_number_of_torch_threads_as_it_was(pad):

@@ -1,7 +1,11 @@
-"""The notebook: a full headless run on real MNIST, and the committed copy's outputs."""
+"""The notebook: a full headless run on real MNIST, the committed copy's outputs, the student edition."""
 
+import ast
 import json
 import re
+import shlex
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -13,6 +17,9 @@ from conftest import ROOT
 
 NOTEBOOK = ROOT / "mnist_cnn.ipynb"
 README_FIGURES = {"curves.png", "predictions.png"}
+LESSON_DEFINITIONS = ("Net", "train_one_epoch", "evaluate")  # written in the notebook's cells and in helpers.py
+EXERCISE_CHECKS = ("output_size_exercise.check(", "max_pool_exercise.check(", "conv_parameters_exercise.check(",
+                   "nesterov_exercise.check(", "your_network_exercise.check(")
 
 
 def stream_text(notebook, name: str) -> str:
@@ -27,14 +34,30 @@ def cell_output(notebook, marker: str) -> str:
     return "".join(output.get("text", "") for output in cells[0].outputs if output.get("name") == "stdout")
 
 
+def student_edition(folder) -> nbformat.NotebookNode:
+    """The student edition, built into `folder` by the README's own command (under "For instructors")."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- student edition command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    command = shlex.split(block.strip().replace("\\\n", " "))
+    assert command[:2] == ["jupyter", "nbconvert"] and "mnist_cnn.ipynb" in command, command
+    command = [sys.executable, "-m", "jupyter", *command[1:]]
+    result = subprocess.run([*command, "--output-dir", str(folder)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    written = list(folder.glob("*.ipynb"))
+    assert len(written) == 1, written
+    return nbformat.read(written[0], as_version=4)
+
+
 @pytest.mark.slow
-def test_notebook_runs_end_to_end_on_real_mnist_and_reaches_99_percent(tmp_path, monkeypatch):
+def test_the_student_edition_runs_end_to_end_on_real_mnist_and_reaches_99_percent(tmp_path, monkeypatch):
     output_dir, figures_dir = tmp_path / "outputs", tmp_path / "images"
     monkeypatch.setenv("MNIST_OUTPUT_DIR", str(output_dir))
     monkeypatch.setenv("MNIST_FIGURES_DIR", str(figures_dir))
     monkeypatch.delenv("MNIST_PROGRESS", raising=False)  # headless: no bar, found out without being told
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (tmp_path / "edition").mkdir()
+    notebook = student_edition(tmp_path / "edition")  # the committed notebook, less its solutions and answers
     # The kernel inherits this process's environment, MNIST_DATA_DIR included;
     # a failing cell raises CellExecutionError and fails the test.
     NotebookClient(notebook, timeout=1800, kernel_name="python3", coalesce_streams=True,
@@ -54,7 +77,10 @@ def test_notebook_runs_end_to_end_on_real_mnist_and_reaches_99_percent(tmp_path,
     assert len(momentum_steps) == 5 and all(hand == torch for hand, torch in momentum_steps)
     smoothing = re.search(r"by hand (\S+), F.cross_entropy (\S+)", cell_output(notebook, "smoothed_by_hand ="))
     assert smoothing and smoothing[1] == smoothing[2]
-    assert "ln 10 = 2.3026" in cell_output(notebook, "untrained.scores(")
+    assert "ln 10 = 2.3026" in cell_output(notebook, "untrained(image)")
+    # with the solutions left out, every check answers, and none passes
+    checks = [cell_output(notebook, check) for check in EXERCISE_CHECKS]
+    assert all(output.startswith("Not yet: ") for output in checks), checks
 
 
 def test_committed_notebook_holds_one_clean_full_run():
@@ -109,10 +135,11 @@ def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fa
     monkeypatch.setenv("MNIST_PROGRESS", "off")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    training = next(cell for cell in code_cells if "helpers.fit(" in cell.source)
-    # the imports and the full data; not the validation split, which needs more than fake_mnist's images
+    training = next(cell for cell in code_cells if "model = helpers.prepare_model(Net()" in cell.source)
+    # the imports, the full data, the network and the loop; not the validation split
     setup = [cell for cell in code_cells[: code_cells.index(training)]
-             if "import" in cell.source or ("load_mnist" in cell.source and "validation=" not in cell.source)]
+             if "import" in cell.source or ("load_mnist" in cell.source and "validation=" not in cell.source)
+             or set(definitions(cell)) & set(LESSON_DEFINITIONS)]
     notebook.cells = [*setup, training]
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
     with client.setup_kernel():
@@ -128,3 +155,73 @@ def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fa
         return [re.sub(r"\| [0-9.]+ s", "", line) for line in text.splitlines() if line.startswith("epoch")]
 
     assert epochs_of(second_run) == epochs_of(first_run)
+
+
+class WithoutHelpersPrefix(ast.NodeTransformer):
+    """`helpers.Score` -> `Score`: the notebook names from helpers what helpers.py names as its own."""
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.value, ast.Name) and node.value.id == "helpers":
+            return ast.copy_location(ast.Name(id=node.attr, ctx=node.ctx), node)
+        return node
+
+
+def definitions(cell_or_source) -> dict[str, str]:
+    """Name -> AST dump (without line numbers, `helpers.` prefixes dropped) of each top-level def and class."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    text = cell_or_source.source if hasattr(cell_or_source, "source") else cell_or_source
+    tree = ast.parse(TransformerManager().transform_cell(text))  # %pip and other magics become plain Python
+    return {node.name: ast.dump(WithoutHelpersPrefix().visit(node)) for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+
+
+def test_the_notebooks_network_and_loop_are_the_code_of_helpers():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    in_notebook = [(name, dump) for cell in code_cells for name, dump in definitions(cell).items()
+                   if name in LESSON_DEFINITIONS]
+    assert sorted(name for name, _ in in_notebook) == sorted(LESSON_DEFINITIONS), "each defined once, in a cell"
+    in_helpers = definitions((ROOT / "helpers.py").read_text())
+    for name, dump in in_notebook:
+        assert dump == in_helpers[name], f"the notebook's {name} and helpers.{name} differ"
+    # and the notebook trains and inspects its own definitions, not helpers' copies
+    sources = "\n".join(cell.source for cell in code_cells)
+    assert not re.search(r"helpers\.(Net|train_one_epoch|evaluate)\b", sources)
+    fits = re.findall(r"helpers\.fit\((.*?)\)\n", sources, flags=re.S)
+    assert fits and all("train_one_epoch=train_one_epoch" in call and "evaluate=evaluate" in call for call in fits)
+
+
+def test_the_main_path_is_a_first_lesson_of_at_most_3500_words():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    words = 0
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            if re.search(r"^#+ .*summary", cell.source, flags=re.I | re.M):
+                break
+            words += len(cell.source.split())
+    else:
+        pytest.fail("the notebook has no summary heading")
+    print(f"main path (title to summary): {words} words of prose")
+    assert words <= 3500
+
+
+def test_the_student_edition_keeps_the_checks_and_drops_answers_solutions_and_outputs(tmp_path):
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    edition = student_edition(tmp_path)
+    nbformat.validate(edition)
+    tags = [tag for cell in edition.cells for tag in cell.metadata.get("tags", [])]
+    assert "solution" not in tags and "answer" not in tags
+    assert not [cell for cell in edition.cells if "<summary>Answer" in cell.source]
+    code_cells = [cell for cell in edition.cells if cell.cell_type == "code"]
+    assert not [cell for cell in code_cells if cell.outputs or cell.execution_count]
+    sources = "\n".join(cell.source for cell in code_cells)
+    assert all(sources.count(check) == 1 for check in EXERCISE_CHECKS)
+    assert "parameters" in tags and tags.count("exercise") == len(EXERCISE_CHECKS)  # a stub for each check
+    # nothing else was lost: the edition is the committed notebook less its solution and answer cells
+    kept = [cell.source for cell in committed.cells
+            if not {"solution", "answer"} & set(cell.metadata.get("tags", []))]
+    assert [cell.source for cell in edition.cells] == kept
+    solutions = [cell for cell in committed.cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(solutions) == len(EXERCISE_CHECKS)
