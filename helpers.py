@@ -933,7 +933,7 @@ def plot_grid(images: Tensor, titles: list[str], *, columns: int = 8, colors: li
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
-            shown = axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
+            shown = axis.imshow(images[index].numpy(), cmap=cmap, vmin=low, vmax=high)
             axis.set_title(titles[index], fontsize=9, color=colors[index] if colors else "black")
     figure.suptitle(suptitle)
     if colorbar_label:
@@ -950,8 +950,8 @@ def plot_maps(named_maps: dict[str, Tensor], suptitle: str = "", signed: tuple[s
 
     figure, axes = plt.subplots(1, len(named_maps), figsize=(3.6 * len(named_maps), 3.2), squeeze=False)
     for axis, (title, image) in zip(axes[0], named_maps.items(), strict=True):
-        image = image.detach().cpu()
-        limit = image.abs().max().item()
+        image = image.detach().cpu().numpy()
+        limit = abs(image).max()
         shown = (axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit) if title in signed
                  else axis.imshow(image, cmap="gray"))
         axis.set_title(title, fontsize=10)
@@ -977,13 +977,13 @@ def plot_feature_maps(image: Tensor, maps: dict[str, Tensor], columns: int = 8):
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_frame_on(False)
-    axes[0, 0].imshow(image.detach().cpu().reshape(*image.shape[-2:]), cmap="gray")
+    axes[0, 0].imshow(image.detach().cpu().reshape(*image.shape[-2:]).numpy(), cmap="gray")
     axes[0, 0].set_title("input", fontsize=9)
     for row, (name, tensor) in zip(axes, maps.items(), strict=True):
         high = tensor[:columns].max().item() or 1.0
         for channel, axis in enumerate(row[1:]):
             if channel < len(tensor):
-                shown = axis.imshow(tensor[channel], cmap="viridis", vmin=0, vmax=high)
+                shown = axis.imshow(tensor[channel].numpy(), cmap="viridis", vmin=0, vmax=high)
         row[1].set_title(f"{name}: {len(tensor)} channels of {tensor.shape[1]} x {tensor.shape[2]}", loc="left",
                          fontsize=9)
         figure.colorbar(shown, ax=row[1:].tolist(), pad=0.01, fraction=0.02, label="ReLU output")
@@ -1007,13 +1007,15 @@ def plot_lr_range(lrs: list[float], losses: list[float], chosen_lr: float):
 
     starts, explodes = range_test_landmarks(lrs, losses)
     figure, axis = plt.subplots(figsize=(8, 4.5))
-    axis.semilogx(lrs, losses, label="training loss (smoothed)")
+    axis.semilogx(lrs, losses, label="training loss, averaged over about 20 steps (so it lags)")
     axis.axhline(math.log(10), color="gray", linestyle=":", label="chance: ln 10 = 2.30 (guessing)")
-    axis.axvline(starts, color="tab:green", linestyle="--", label=f"learning starts: {starts:.3g}")
+    axis.axvline(starts, color="tab:green", linestyle="--", label=f"clearly below chance (by 0.2): {starts:.3g}")
     axis.axvline(explodes, color="tab:orange", linestyle="--", label=f"back above chance: {explodes:.3g}")
     axis.axvline(chosen_lr, color="tab:red", linestyle="-.", label=f"chosen peak: {chosen_lr}")
     axis.set(title="Learning-rate range test", xlabel="learning rate (log scale)",
-             ylabel="training loss (nats per image)", ylim=(0, max(3.0, min(max(losses), 5.0))))
+             ylabel="training loss (nats per image)")
+    # from just below the lowest loss to a little above chance: a blow-up at the end would flatten the rest
+    axis.set_ylim(min(losses) - 0.1, min(max(losses), math.log(10) + 0.7) + 0.05)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return figure
@@ -1028,14 +1030,15 @@ def plot_own_digits(model: nn.Module, images: list):
     for (original_axis, prepared_axis, bar_axis), image in zip(axes, images, strict=True):
         original, prepared = _to_grayscale(image), preprocess_digit(image)
         digit, probabilities = predict_digit(model, image)
-        original_axis.imshow(original, cmap="gray", vmin=0, vmax=1)
+        original_axis.imshow(original.numpy(), cmap="gray", vmin=0, vmax=1)
         original_axis.set_title(f"original {tuple(original.shape)}", fontsize=9)
-        prepared_axis.imshow(prepared[0, 0], cmap="gray")
+        prepared_axis.imshow(prepared[0, 0].numpy(), cmap="gray")
         prepared_axis.set_title("preprocessed 28 x 28", fontsize=9)
         for axis in (original_axis, prepared_axis):
             axis.set_xticks([])
             axis.set_yticks([])
-        bar_axis.bar(range(10), probabilities, color=["tab:green" if d == digit else "tab:gray" for d in range(10)])
+        bar_axis.bar(range(10), probabilities.numpy(),
+                     color=["tab:green" if d == digit else "tab:gray" for d in range(10)])
         bar_axis.set(xticks=range(10), ylim=(0, 1), xlabel="digit", ylabel="probability")
         bar_axis.set_title(f"predicted {digit} ({probabilities[digit]:.0%})", fontsize=9)
     figure.tight_layout()
@@ -1053,15 +1056,19 @@ def plot_history(history: list[dict]):
     split = "validation" if "validation_loss" in history[0] else "test"
     epochs = [record["epoch"] for record in history]
     figure, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, style in (("train", "o-"), (split, "s-")):
+    errors = {name: [100 - record[f"{name}_accuracy"] for record in history] for name in ("train", split)}
+    for (name, style), other in zip((("train", "o-"), (split, "s-")), (split, "train"), strict=True):
         loss_axis.plot(epochs, [r[f"{name}_loss"] for r in history], style, label=name)
-        error_axis.plot(epochs, [100 - r[f"{name}_accuracy"] for r in history], style, label=name)
-        for epoch, record in zip(epochs, history, strict=True):
-            error_axis.annotate(f"{100 - record[f'{name}_accuracy']:.2f}", (epoch, 100 - record[f"{name}_accuracy"]),
-                                textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-    loss_axis.set(title="Loss", xlabel="epoch", ylabel="negative log-likelihood per image (nats)")
+        error_axis.plot(epochs, errors[name], style, label=name)
+        for epoch, error, other_error in zip(epochs, errors[name], errors[other], strict=True):
+            above = error >= other_error  # each label on the far side from the other curve
+            error_axis.annotate(f"{error:.2f}", (epoch, error), textcoords="offset points", ha="center",
+                                xytext=(0, 7 if above else -7), va="bottom" if above else "top", fontsize=7,
+                                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image (nats)")
     error_axis.set(title="Errors (100% - accuracy)", xlabel="epoch", ylabel="images misread (%, log scale)",
                    yscale="log")
+    error_axis.margins(x=0.08, y=0.25)  # room for the labels inside the frame
     for axis in (loss_axis, error_axis):
         axis.set_xticks(epochs)
         axis.grid(alpha=0.3, which="both")
@@ -1076,7 +1083,7 @@ def plot_confusion_matrix(matrix: Tensor):
     from matplotlib.colors import LogNorm
 
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
-    image = axis.imshow(matrix + 1, cmap="Blues", norm=LogNorm())  # +1: log scale needs no zeros
+    image = axis.imshow((matrix + 1).numpy(), cmap="Blues", norm=LogNorm())  # +1: log scale needs no zeros
     for true in range(10):
         for predicted in range(10):
             count = int(matrix[true, predicted])
@@ -1136,7 +1143,84 @@ def _ink_image(prepared: Tensor):
     return Image.fromarray((ink * 255).round().to(torch.uint8).numpy())
 
 
-# The pad's browser side: it draws, sends the canvas when a stroke ends, and shows the answer.
+# A digit drawn small with the pad's 28 px pen has strokes thick for its size: at 30% of the
+# pad's height the pen is a third of the digit and has filled the loops of a 0, 6, 8 or 9, and
+# thinning the picture cannot bring them back. So the browser also sends its strokes, the
+# pointer's path, and the network reads them drawn again with a pen in proportion to the digit,
+# as MNIST's are, whatever pen the canvas shows (benchmarks/pad_replay.md).
+NETWORK_PEN_FRACTION = 0.13  # of the strokes' longer side; chosen on training digits (benchmarks/pad_replay.py)
+MAX_STROKE_POINTS = 20_000  # many more than a hand draws in one digit; a longer message is not a drawing
+
+
+def _stroke_arrays(strokes) -> list[np.ndarray]:
+    """The pad's strokes as the browser sends them, [[[x, y], ...], ...], -> (points, 2) arrays; ValueError if not."""
+    if not isinstance(strokes, list | tuple):
+        raise ValueError(f"its strokes are not a list of strokes: {repr(strokes)[:40]}")
+    try:
+        arrays = [np.array(stroke, dtype=np.float64) for stroke in strokes]
+    except (TypeError, ValueError):
+        raise ValueError("its strokes are not lists of [x, y] numbers") from None
+    if any(points.ndim != 2 or points.shape[1:] != (2,) or len(points) == 0 for points in arrays):
+        raise ValueError("its strokes are not lists of [x, y] numbers")
+    if sum(len(points) for points in arrays) > MAX_STROKE_POINTS:
+        raise ValueError(f"its strokes have more than {MAX_STROKE_POINTS} points")
+    if not all(np.isfinite(points).all() for points in arrays):
+        raise ValueError("its strokes hold NaN or infinite coordinates")
+    return arrays
+
+
+def render_strokes(strokes, pen_fraction: float = NETWORK_PEN_FRACTION, extent: int = 112):
+    """Strokes ([[x, y], ...] each) -> grayscale PIL image, white ink on black, for `preprocess_digit`.
+
+    They are scaled so that their longer side is `extent` px, and drawn with a round pen
+    `pen_fraction` of that, however large they were drawn.
+    """
+    from PIL import Image, ImageDraw
+
+    strokes = _stroke_arrays(strokes)
+    points = np.concatenate(strokes)
+    low = points.min(axis=0)
+    scale = extent / max(float(np.ptp(points, axis=0).max()), 1.0)  # a lone dot stays a dot
+    pen = pen_fraction * extent
+    side = round(extent + 4 * pen)  # square, with a margin, so that paper, not ink, is the median pixel
+    image = Image.new("L", (side, side), 0)
+    pencil = ImageDraw.Draw(image)
+    for stroke in strokes:
+        path = [tuple(point) for point in ((stroke - low) * scale + 2 * pen).tolist()]
+        if len(path) > 1:
+            pencil.line(path, fill=255, width=round(pen))
+        for x, y in path:  # round ends and joints, as the canvas's pen has
+            pencil.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
+    return image
+
+
+# Viridis, as the notebook's feature-map plots use, from five of its colours: 0 dark blue to 1 yellow.
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
+_VIRIDIS_PALETTE = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, 5), channel)
+                             for channel in _VIRIDIS.T], axis=1).round().astype(np.uint8).ravel().tolist()
+
+
+def layer_maps(model: nn.Module, network_input: Tensor) -> list[dict]:
+    """Each conv layer's ReLU maps for one (1, 1, 28, 28) input, as the pad shows them.
+
+    One dict per layer: `name`, `shape` [C, H, W], `scale` (its largest value) and `image`,
+    a PNG data URL of its C maps side by side (H x C*W px), coloured on one scale, 0 to `scale`.
+    """
+    from PIL import Image
+
+    rows = []
+    for name, maps in feature_maps(model, network_input[0]).items():
+        channels, height, width = maps.shape
+        scale = maps.max().item()
+        levels = (maps * (255 / scale) if scale > 0 else maps).round().clamp(0, 255).to(torch.uint8)
+        strip = Image.fromarray(levels.permute(1, 0, 2).reshape(height, channels * width).numpy())
+        strip.putpalette(_VIRIDIS_PALETTE)
+        rows.append({"name": name, "shape": [channels, height, width], "scale": scale, "image": png_data_url(strip)})
+    return rows
+
+
+# The pad's browser side: it draws, sends the canvas and its strokes when a stroke ends, and shows the
+# answer and the layers.
 # These are strings here so that helpers.py stays one file.
 DIGIT_PAD_JS = """
 function render({ model, el }) {
@@ -1147,7 +1231,8 @@ function render({ model, el }) {
         <canvas class="digit-pad-canvas" width="${size}" height="${size}"></canvas>
         <div class="digit-pad-controls">
           <button class="digit-pad-clear" type="button">Clear</button>
-          <span>Draw one digit, as tall as the pad.</span>
+          <span>Draw one digit, any size.</span>
+          <label><input class="digit-pad-show-layers" type="checkbox"> layers</label>
         </div>
       </div>
       <div>
@@ -1157,10 +1242,13 @@ function render({ model, el }) {
         </div>
         <div class="digit-pad-bars"></div>
       </div>
+      <div class="digit-pad-layers"></div>
     </div>`;
   const canvas = el.querySelector(".digit-pad-canvas");
   const input = el.querySelector(".digit-pad-input");
   const prediction = el.querySelector(".digit-pad-prediction");
+  const layers = el.querySelector(".digit-pad-layers");
+  const showLayers = el.querySelector(".digit-pad-show-layers");
   const bars = [...Array(10).keys()].map((digit) => {
     const row = document.createElement("div");
     row.className = "digit-pad-bar";
@@ -1185,14 +1273,16 @@ function render({ model, el }) {
     }
   }
 
-  // One stroke at a time, by the pointer (mouse, pen or finger) that started it.
-  let stroke = null;  // {id, x, y}: the pointer drawing and where it was last
+  // One stroke at a time, by the pointer (mouse, pen or finger) that started it. Its path goes to
+  // the kernel too: the network reads the strokes, drawn again with a pen in proportion to the digit.
+  let stroke = null;  // {id, x, y, points}: the pointer drawing, where it was last, and its path so far
   const where = (event) => [event.offsetX * size / canvas.clientWidth, event.offsetY * size / canvas.clientHeight];
+  const rounded = ([x, y]) => [Math.round(10 * x) / 10, Math.round(10 * y) / 10];  // 0.1 px: short messages
   canvas.addEventListener("pointerdown", (event) => {
     if (stroke || event.button !== 0) return;
     event.preventDefault();
     const [x, y] = where(event);
-    stroke = { id: event.pointerId, x, y };
+    stroke = { id: event.pointerId, x, y, points: [rounded([x, y])] };
     pen.beginPath();
     pen.arc(x, y, pen.lineWidth / 2, 0, 2 * Math.PI);  // a dot, even if the pointer never moves
     pen.fill();
@@ -1207,11 +1297,13 @@ function render({ model, el }) {
       pen.lineTo(x, y);
       pen.stroke();
       Object.assign(stroke, { x, y });
+      stroke.points.push(rounded([x, y]));
     }
   });
   let sent = model.get("drawing");  // what this view sent last, so that it is not painted over itself
   const endStroke = (event) => {
     if (!stroke || event.pointerId !== stroke.id) return;
+    model.set("strokes", [...(model.get("strokes") ?? []), stroke.points]);
     stroke = null;
     sent = canvas.toDataURL("image/png");
     model.set("drawing", sent);
@@ -1220,7 +1312,12 @@ function render({ model, el }) {
   for (const type of ["pointerup", "pointerleave", "pointercancel"]) canvas.addEventListener(type, endStroke);
 
   el.querySelector(".digit-pad-clear").addEventListener("click", () => {
+    model.set("strokes", []);
     model.set("drawing", "");
+    model.save_changes();
+  });
+  showLayers.addEventListener("change", () => {
+    model.set("layers", showLayers.checked);
     model.save_changes();
   });
   model.on("change:drawing", () => {  // cleared (by the button or Python), or drawn in another view of the pad
@@ -1243,9 +1340,42 @@ function render({ model, el }) {
       row.classList.toggle("digit-pad-best", index === digit);
     });
   }
+
+  // One row per conv layer: its channels, numbered from 0 as the notebook numbers filters, cut
+  // from one image in which the kernel put them side by side on the layer's one colour scale.
+  function layerRow({ name, shape: [channels, height, width], scale, image }) {
+    const row = document.createElement("div");
+    row.className = "digit-pad-layer";
+    row.innerHTML = `<div class="digit-pad-layer-name"></div><div class="digit-pad-channels"></div>`;
+    row.firstElementChild.textContent = `${name}: ${channels} × ${height} × ${width}, colour 0 to ${scale.toFixed(2)}`;
+    const shown = Math.min(48, Math.max(24, 2 * width));  // px on screen: big maps at 2x, small ones at 24 px
+    const maps = [...Array(channels).keys()].map((channel) => {
+      const figure = document.createElement("figure");
+      const map = document.createElement("canvas");
+      Object.assign(map, { width, height, title: `${name}, channel ${channel}` });
+      map.style.width = `${shown}px`;
+      const number = document.createElement("figcaption");
+      number.textContent = channel;
+      figure.append(map, number);
+      row.lastElementChild.append(figure);
+      return map;
+    });
+    const strip = new Image();
+    strip.onload = () => maps.forEach((map, channel) =>
+      map.getContext("2d").drawImage(strip, channel * width, 0, width, height, 0, 0, width, height));
+    strip.src = image;
+    return row;
+  }
+  function showMaps() {
+    showLayers.checked = model.get("layers");
+    layers.style.display = model.get("layers") ? "" : "none";
+    layers.replaceChildren(...(model.get("layer_maps") ?? []).map(layerRow));
+  }
   model.on("change:prediction change:probabilities change:network_input", show);
+  model.on("change:layers change:layer_maps", showMaps);
   paint(sent);
   show();
+  showMaps();
 }
 export default { render };
 """
@@ -1255,7 +1385,7 @@ DIGIT_PAD_CSS = """
   font-family: var(--jp-ui-font-family, sans-serif); color: var(--jp-ui-font-color1, #222); }
 .digit-pad-canvas { display: block; max-width: 100%; height: auto; background: white; touch-action: none;
   cursor: crosshair; outline: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
-.digit-pad-controls { display: flex; align-items: center; gap: 10px; margin-top: 8px; font-size: 12px;
+.digit-pad-controls { display: flex; flex-wrap: wrap; align-items: center; gap: 10px; margin-top: 8px; font-size: 12px;
   color: var(--jp-ui-font-color2, #666); }
 .digit-pad-clear { padding: 3px 16px; font: inherit; color: var(--jp-ui-font-color1, #222); cursor: pointer;
   background: var(--jp-layout-color2, #eee); border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px; }
@@ -1274,7 +1404,26 @@ DIGIT_PAD_CSS = """
 .digit-pad-track div { height: 100%; width: 0; background: var(--jp-ui-font-color3, #aaa); }
 .digit-pad-best { font-weight: 600; }
 .digit-pad-best .digit-pad-track div { background: var(--jp-brand-color1, #1976d2); }
+.digit-pad-layers { flex-basis: 100%; max-width: 760px; display: grid; gap: 8px; }
+.digit-pad-layer-name { font-size: 12px; margin-bottom: 2px; font-variant-numeric: tabular-nums; }
+.digit-pad-channels { display: flex; flex-wrap: wrap; gap: 2px; }
+.digit-pad-channels figure { width: auto; gap: 0; }
+.digit-pad-channels canvas { display: block; height: auto; image-rendering: pixelated; }
+.digit-pad-channels figcaption { font-size: 9px; line-height: 10px; }
 """
+
+
+def _on_one_thread(function: Callable, *args):
+    """`function(*args)` with torch on one thread, then as many as before."""
+    # One small image gains nothing from a second thread, which waits for a core that training may
+    # keep busy: on two busy cores a reading took a median 59 ms (95th percentile 310) with two
+    # threads, 10 ms (14) with one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return function(*args)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _define_digit_pad():
@@ -1292,27 +1441,35 @@ def _define_digit_pad():
     class DigitPad(anywidget.AnyWidget):
         """Draw a digit with a mouse, pen or finger; `model` reads it each time a stroke ends.
 
-        The browser sends the canvas as a PNG data URL (`drawing`); the kernel prepares it
-        with `preprocess_digit` and sends back what the network sees (`network_input`), the
-        most likely digit (`prediction`, an int) and all ten `probabilities`; both are None
-        while the pad is empty or blank. `clear()` empties it, as its Clear button does.
+        The browser sends the canvas as a PNG data URL (`drawing`) and the pointer's path
+        (`strokes`); the kernel draws the strokes again in MNIST's proportions (`render_strokes`),
+        prepares them with `preprocess_digit` and sends back what the network sees
+        (`network_input`), the most likely digit (`prediction`, an int), all ten `probabilities`
+        (both None while the pad is empty or blank) and, while `layers` is on, what each conv
+        layer makes of it (`layer_maps`). `DigitPad(model, layers=False)` leaves the layers out,
+        for a small screen; so does the pad's "layers" box. `clear()` empties it, as its Clear
+        button does. A drawing set from Python without strokes is read from its picture.
         In a notebook executed headlessly nobody can draw, so the pad opens no connection
         to a browser (none of its state is saved with the notebook) and shows one line of text.
         """
 
         canvas_size = traitlets.Int(280).tag(sync=True)  # px, width and height
-        # MNIST's strokes are 2-3 px of a 20 px digit. A 1, 7 or 0 drawn about 200 px tall with
-        # this pen comes out of `preprocess_digit` with about as much ink as the median MNIST one.
+        # The pen the canvas shows: the network reads the strokes with a pen in proportion to the digit.
         pen_width = traitlets.Int(28).tag(sync=True)  # px
         # The front end's value is checked by `_drawing_to_image`, not by traitlets, so that
         # a malformed one is logged and ignored instead of raising in the kernel.
         drawing = traitlets.Any("").tag(sync=True)  # the canvas as "data:image/png;base64,...", "" when clear
+        # [[x, y], ...] in canvas px for each stroke of `drawing`, sent with it: set them before the drawing.
+        strokes = traitlets.Any([]).tag(sync=True)
         network_input = traitlets.Unicode("").tag(sync=True)  # the 28 x 28 image the network read, as a PNG data URL
         prediction = traitlets.Int(None, allow_none=True).tag(sync=True)  # None while nothing is drawn
         probabilities = traitlets.List(traitlets.Float(), default_value=None, allow_none=True).tag(sync=True)
+        layers = traitlets.Bool(True).tag(sync=True)  # show each conv layer's maps, live
+        layer_maps = traitlets.List(traitlets.Dict()).tag(sync=True)  # see `layer_maps`; [] while off or empty
 
         def __init__(self, model: nn.Module, **traits) -> None:
             self.model = model
+            self._network_input = None  # the drawing as the network last read it, (1, 1, 28, 28); None if empty
             super().__init__(**traits)
 
         def open(self) -> None:
@@ -1327,46 +1484,48 @@ def _define_digit_pad():
 
         def clear(self) -> None:
             """Empty the canvas, in the browser too, and forget the prediction."""
+            self.strokes = []
             self.drawing = ""
 
         @traitlets.observe("drawing")
         def _read_drawing(self, change: dict) -> None:
-            # One small image gains nothing from a second thread, which waits for a core that training may
-            # keep busy: on two busy cores a reading took a median 59 ms (95th percentile 310) with two
-            # threads, 10 ms (14) with one.
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                reading = self._read(change["new"])
-            finally:
-                torch.set_num_threads(threads)
+            reading = _on_one_thread(self._read, change["new"])
             if reading is None:
                 return
-            network_input, probabilities = reading
+            self._network_input, probabilities = reading
             with self.hold_sync():  # one message to the browser
-                self.network_input = network_input
+                self.network_input = "" if probabilities is None else png_data_url(_ink_image(self._network_input))
                 self.probabilities = probabilities
                 self.prediction = None if probabilities is None else int(np.argmax(probabilities))
+                self._show_layers()
 
-        def _read(self, drawing) -> tuple[str, list[float] | None] | None:
-            """(network input as a PNG data URL, probabilities) of a drawing; ("", None) if it is empty or blank.
+        @traitlets.observe("layers")
+        def _layers_switched(self, change: dict) -> None:
+            self._show_layers()
 
-            None, with a logged warning, if it is not a PNG of the pad's size.
+        def _show_layers(self) -> None:
+            showing = self.layers and self._network_input is not None
+            self.layer_maps = _on_one_thread(layer_maps, self.model, self._network_input) if showing else []
+
+        def _read(self, drawing) -> tuple[Tensor | None, list[float] | None] | None:
+            """(network input, probabilities) of a drawing, from its strokes if it has them, else its picture.
+
+            (None, None) if it is empty or blank; None, with a logged warning, if it is not a PNG
+            of the pad's size or its strokes are not lists of points.
             """
             if not drawing:
-                return "", None
+                return None, None
             try:
-                image = _drawing_to_image(drawing, self.canvas_size)
+                image = render_strokes(self.strokes) if self.strokes else _drawing_to_image(drawing, self.canvas_size)
             except ValueError as error:
                 logging.getLogger(__name__).warning("DigitPad ignored a drawing from the browser: %s", error)
                 return None
             try:
                 network_input = preprocess_digit(image)
             except ValueError:  # a blank canvas: no ink stands out from the paper
-                return "", None
-            device = next(self.model.parameters()).device
-            probabilities = predict_probabilities(self.model, network_input.to(device))[0]
-            return png_data_url(_ink_image(network_input)), probabilities.tolist()
+                return None, None
+            network_input = network_input.to(next(self.model.parameters()).device)
+            return network_input, predict_probabilities(self.model, network_input)[0].tolist()
 
         _esm = DIGIT_PAD_JS
         _css = DIGIT_PAD_CSS

@@ -246,7 +246,7 @@ def test_plot_lr_range_marks_chance_the_landmarks_and_the_chosen_rate():
     lines = {line.get_label(): line for line in axis.get_lines()}
     assert list(lines["chance: ln 10 = 2.30 (guessing)"].get_ydata()) == [CHANCE, CHANCE]
     starts, explodes = helpers.range_test_landmarks(lrs, losses)
-    assert list(lines[f"learning starts: {starts:.3g}"].get_xdata()) == [starts, starts]
+    assert list(lines[f"clearly below chance (by 0.2): {starts:.3g}"].get_xdata()) == [starts, starts]
     assert list(lines[f"back above chance: {explodes:.3g}"].get_xdata()) == [explodes, explodes]
     assert list(lines["chosen peak: 0.025"].get_xdata()) == [0.025, 0.025]
     legend = [text.get_text() for text in axis.get_legend().get_texts()]
