@@ -725,12 +725,15 @@ def _to_grayscale(image) -> Tensor:
     return pixels.clamp(0, 1)
 
 
-def preprocess_digit(image) -> Tensor:
-    """Any image of one digit -> (1, 1, 28, 28) normalized tensor, prepared the way MNIST was made."""
+def preprocess_digit(image, *, invert: bool | None = None, centre: bool = True) -> Tensor:
+    """Any image of one digit -> (1, 1, 28, 28) normalized tensor, prepared the way MNIST was made.
+
+    `invert` None decides from the border; `invert=False` or `centre=False` skip a step, to see what it is worth.
+    """
     pixels = _to_grayscale(image)
     # MNIST is light ink on black. The border is mostly paper: if it is light, invert.
     border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if border.median() > 0.5:
+    if border.median() > 0.5 if invert is None else invert:
         pixels = 1 - pixels
     # Remove the background: paper level to 0, strongest ink to 1, faint noise dropped.
     background = pixels.median()
@@ -750,8 +753,8 @@ def preprocess_digit(image) -> Tensor:
     total = digit.sum()
     centre_row = (digit.sum(dim=1) * torch.arange(height)).sum() / total
     centre_column = (digit.sum(dim=0) * torch.arange(width)).sum() / total
-    top = min(max(round(14 - centre_row.item()), 0), 28 - height)
-    left = min(max(round(14 - centre_column.item()), 0), 28 - width)
+    top = min(max(round(14 - centre_row.item()), 0), 28 - height) if centre else 0
+    left = min(max(round(14 - centre_column.item()), 0), 28 - width) if centre else 0
     canvas = torch.zeros(28, 28)
     canvas[top : top + height, left : left + width] = digit
     return ((canvas - MNIST_MEAN) / MNIST_STD).reshape(1, 1, 28, 28)

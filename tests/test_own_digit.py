@@ -148,3 +148,15 @@ def test_a_checkpoint_that_is_not_a_state_dict_does_not_fit_net(tmp_path):
 def test_a_missing_checkpoint_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         helpers.load_model(tmp_path / "missing.pt", "cpu")
+
+
+def test_skipping_a_step_of_the_preparation_changes_what_the_network_sees():
+    page = helpers.render_digit(7, size=100, canvas=(200, 180))  # dark ink on light paper
+    centred = helpers.preprocess_digit(page)[0, 0]
+    in_the_corner = helpers.preprocess_digit(page, centre=False)[0, 0]
+    background = centred.min()
+    assert (in_the_corner[0] > background).any() and (in_the_corner[:, 0] > background).any()
+    assert not (centred[0] > background).any()  # centred by mass, the top row stays empty
+    with pytest.raises(ValueError, match="no ink"):
+        helpers.preprocess_digit(page, invert=False)  # dark ink on light paper, not inverted: nothing is bright
+    torch.testing.assert_close(helpers.preprocess_digit(page, invert=True), helpers.preprocess_digit(page))
