@@ -56,6 +56,7 @@ def test_the_student_edition_runs_end_to_end_on_real_mnist_and_reaches_99_percen
     monkeypatch.setenv("MNIST_FIGURES_DIR", str(figures_dir))
     monkeypatch.delenv("MNIST_PROGRESS", raising=False)  # headless: no bar, found out without being told
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setenv("MNIST_PIPELINE_IMAGES", "12000")  # a fifth of the committed run's timing: CI's minutes
     (tmp_path / "edition").mkdir()
     notebook = student_edition(tmp_path / "edition")  # the committed notebook, less its solutions and answers
     # The kernel inherits this process's environment, MNIST_DATA_DIR included;
