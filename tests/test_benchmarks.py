@@ -9,8 +9,8 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 import helpers
 from conftest import ROOT
@@ -18,22 +18,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import benchmark  # noqa: E402
 import recipe  # noqa: E402
-
-
-class NetPoolingEarlier(helpers.Net):
-    """The course's CNN with its first max-pool moved from after conv2 to after conv1."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = torch.nn.Linear(8, 64)  # conv5 now gives 8 x 1 x 1
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # 26 -> 13
-        x = F.relu(self.conv2(x))  # 13 -> 11
-        x = F.relu(self.conv3(x))  # 11 -> 9
-        x = F.max_pool2d(F.relu(self.conv4(x)), 2)  # 9 -> 7 -> 3
-        x = F.relu(self.conv5(x))  # 3 -> 1
-        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+from exercises import PoolAfterConv1  # noqa: E402
 
 
 def test_flop_count_of_the_course_network_matches_a_count_by_hand():
@@ -56,7 +41,7 @@ def test_flop_count_follows_a_moved_max_pool():
                      + 1 * 1 * 8 * (16 * 3 * 3)  # conv5, after the pool to 3 x 3
                      + 8 * 64  # fc1
                      + 64 * 10)  # fc2
-    assert benchmark.forward_flops(NetPoolingEarlier()) == 2 * multiply_adds != benchmark.forward_flops(helpers.Net())
+    assert benchmark.forward_flops(PoolAfterConv1()) == 2 * multiply_adds != benchmark.forward_flops(helpers.Net())
 
 
 def test_measured_peak_is_a_positive_finite_flop_rate_and_keeps_the_thread_count():
@@ -113,3 +98,28 @@ def test_helpers_carries_the_validation_table_of_the_recorded_runs():
     chosen = max(helpers.VALIDATION_RUNS, key=lambda row: sum(row["accuracy"].values()))
     assert (chosen["lr"], chosen["label_smoothing"], chosen["augment"]) == (
         helpers.LEARNING_RATE, helpers.LABEL_SMOOTHING, helpers.AUGMENT)  # the defaults are the best mean
+
+
+def test_thinning_a_thick_stroke_leaves_a_one_pixel_line_along_its_middle():
+    import pad_replay
+
+    bar = np.zeros((1, 28, 28), dtype=bool)
+    bar[0, 10:17, 4:24] = True  # a stroke 7 px thick and 20 px long
+    [skeleton] = pad_replay.thin(bar)
+    rows, columns = np.nonzero(skeleton)
+    assert skeleton[~bar[0]].sum() == 0  # inside the stroke
+    assert np.bincount(columns).max() == 1  # one pixel thick
+    assert set(rows) <= {12, 13, 14} and np.ptp(columns) >= 12  # along its middle, most of its length
+    assert np.all(np.diff(np.sort(columns)) == 1)  # unbroken
+
+
+def test_pad_replay_benchmark_reads_a_small_sample_both_ways(tmp_path):
+    model = helpers.save_model(helpers.Net(), tmp_path / "model.pt")
+    out = tmp_path / "pad_replay.md"
+    result = subprocess.run([sys.executable, "benchmarks/pad_replay.py", "--model", str(model), "--digits", "5",
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = out.read_text()
+    assert "| drawing | read from the canvas (before) | read from the strokes (now) |" in table
+    for row in ("MNIST digits as given", "redrawn, as tall as the pad (80%)", "redrawn, 30%, in a corner"):
+        assert f"| {row} | " in table

@@ -1,13 +1,17 @@
 import io
 import json
+import sys
 from contextlib import redirect_stdout
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torchsummary import summary
 
 import helpers
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from exercises import PoolAfterConv1  # noqa: E402  (exercise 4 done: the first max-pool after conv1)
 
 # The course's architecture table: (layer, output shape, parameters).
 SEED_TABLE = [
@@ -54,22 +58,6 @@ def test_prepare_model_keeps_the_outputs_of_the_plain_model():
     expected = model(images)
     prepared = helpers.prepare_model(model, torch.device("cpu"))
     torch.testing.assert_close(prepared(images), expected)
-
-
-class PoolAfterConv1(helpers.Net):
-    """The max-pool exercise done: the first pool moved from after conv2 to after conv1, fc1 resized."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = torch.nn.Linear(8, 64)  # conv5 now leaves 8 x 1 x 1
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.relu(self.conv2(x))
-        x = F.relu(self.conv3(x))
-        x = F.max_pool2d(F.relu(self.conv4(x)), 2)
-        x = F.relu(self.conv5(x))
-        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
 def test_the_architecture_table_follows_a_moved_max_pool():
