@@ -849,7 +849,7 @@ def lr_range_test(
     *,
     start_lr: float = 1e-4,
     end_lr: float = 1.0,
-    steps: int = 300,
+    steps: int = 600,
     batch_size: int = BATCH_SIZE,
     momentum: float = MOMENTUM,
     label_smoothing: float = LABEL_SMOOTHING,
@@ -876,8 +876,8 @@ def lr_range_test(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        # an exponential moving average, bias-corrected, so single batches do not dominate; it lags
-        # about 20 steps behind (1 / 0.05), a factor of about 1.8 in learning rate over 300 steps from 1e-4 to 1
+        # an exponential moving average, bias-corrected, so single batches do not dominate; it lags about
+        # 20 steps (1 / 0.05) behind: a factor of (end_lr / start_lr) ** (20 / steps) in rate, 1.36 for the defaults
         smoothed = 0.95 * smoothed + 0.05 * loss.item()
         lrs.append(scheduler.get_last_lr()[0])
         losses.append(smoothed / (1 - 0.95**step))
@@ -974,7 +974,7 @@ def plot_feature_maps(image: Tensor, maps: dict[str, Tensor], columns: int = 8):
     """
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(maps), columns + 1, figsize=(1.2 * (columns + 1) + 1, 1.45 * len(maps)),
+    figure, axes = plt.subplots(len(maps), columns + 1, figsize=(1.2 * (columns + 1) + 1, 1.6 * len(maps)),
                                 squeeze=False)
     for axis in axes.flat:
         axis.set_xticks([])
@@ -987,6 +987,7 @@ def plot_feature_maps(image: Tensor, maps: dict[str, Tensor], columns: int = 8):
         for channel, axis in enumerate(row[1:]):
             if channel < len(tensor):
                 shown = axis.imshow(tensor[channel].numpy(), cmap="viridis", vmin=0, vmax=high)
+                axis.set_xlabel(f"channel {channel}", fontsize=7, labelpad=2)  # numbered as the filters are
         row[1].set_title(f"{name}: {len(tensor)} channels of {tensor.shape[1]} x {tensor.shape[2]}", loc="left",
                          fontsize=9)
         figure.colorbar(shown, ax=row[1:].tolist(), pad=0.01, fraction=0.02, label="ReLU output")
@@ -1151,7 +1152,9 @@ def _ink_image(prepared: Tensor):
 # thinning the picture cannot bring them back. So the browser also sends its strokes, the
 # pointer's path, and the network reads them drawn again with a pen in proportion to the digit,
 # as MNIST's are, whatever pen the canvas shows (benchmarks/pad_replay.md).
-NETWORK_PEN_FRACTION = 0.13  # of the strokes' longer side; chosen on training digits (benchmarks/pad_replay.py)
+# Of the strokes' longer side: read best of 0.08-0.20 on the validation split's digits, though all were
+# within 0.6 points (`python benchmarks/pad_replay.py --choose-pen`).
+NETWORK_PEN_FRACTION = 0.10
 MAX_STROKE_POINTS = 20_000  # many more than a hand draws in one digit; a longer message is not a drawing
 
 
@@ -1234,7 +1237,7 @@ function render({ model, el }) {
         <canvas class="digit-pad-canvas" width="${size}" height="${size}"></canvas>
         <div class="digit-pad-controls">
           <button class="digit-pad-clear" type="button">Clear</button>
-          <span>Draw one digit, any size.</span>
+          <span>Draw one digit.</span>
           <label><input class="digit-pad-show-layers" type="checkbox"> layers</label>
         </div>
       </div>
@@ -1351,7 +1354,7 @@ function render({ model, el }) {
     row.className = "digit-pad-layer";
     row.innerHTML = `<div class="digit-pad-layer-name"></div><div class="digit-pad-channels"></div>`;
     row.firstElementChild.textContent = `${name}: ${channels} × ${height} × ${width}, colour 0 to ${scale.toFixed(2)}`;
-    const shown = Math.min(48, Math.max(24, 2 * width));  // px on screen: big maps at 2x, small ones at 24 px
+    const shown = Math.min(48, Math.max(24, 2 * width));  // px: conv2's 16 maps fit one line, conv3's 64 two
     const maps = [...Array(channels).keys()].map((channel) => {
       const figure = document.createElement("figure");
       const map = document.createElement("canvas");
@@ -1407,7 +1410,7 @@ DIGIT_PAD_CSS = """
 .digit-pad-track div { height: 100%; width: 0; background: var(--jp-ui-font-color3, #aaa); }
 .digit-pad-best { font-weight: 600; }
 .digit-pad-best .digit-pad-track div { background: var(--jp-brand-color1, #1976d2); }
-.digit-pad-layers { flex-basis: 100%; max-width: 760px; display: grid; gap: 8px; }
+.digit-pad-layers { flex-basis: 100%; max-width: 840px; display: grid; gap: 8px; }
 .digit-pad-layer-name { font-size: 12px; margin-bottom: 2px; font-variant-numeric: tabular-nums; }
 .digit-pad-channels { display: flex; flex-wrap: wrap; gap: 2px; }
 .digit-pad-channels figure { width: auto; gap: 0; }
