@@ -1,12 +1,15 @@
 """The answers to the notebook's exercises 1-4, measured the way the exercises say to measure them.
 
-    python benchmarks/exercises.py            # every exercise, seed 1 (about 20 minutes on 2 cores)
+    python benchmarks/exercises.py            # every exercise, seed 1 (about 25 minutes on 2 cores)
     python benchmarks/exercises.py --only momentum-0
+
+On 2 cores, two processes of one thread each (OMP_NUM_THREADS=1, different --only)
+finish sooner than one of two threads; they share the runs file.
 
 Each run is `fit` on the validation split, as `python helpers.py --validation` and the
 notebook's `validation_trial()` do: trained on 50,000 training images for 5 epochs, scored
 on the 10,000 held out, with one setting changed from the defaults. The baseline (no change)
-runs in the same process, on the same threads, so each answer compares like with like.
+runs on the same number of threads, so each answer compares like with like.
 Finished runs are kept in benchmarks/exercise_runs.json; benchmarks/exercises.md is
 rewritten from it.
 """
@@ -91,8 +94,10 @@ def main() -> None:
     data = helpers.load_mnist(args.data_dir, helpers.pick_device(), validation=helpers.VALIDATION_SIZE)
     for name in args.only or list(RUNS):
         _, _, network, settings = RUNS[name]
-        results[name] = run(data, network, settings, args.seed)
-        print(f"{name}: {results[name]['history'][-1]['validation_accuracy']:.2f}%", flush=True)
+        result = run(data, network, settings, args.seed)
+        print(f"{name}: {result['history'][-1]['validation_accuracy']:.2f}%", flush=True)
+        # another process may be running other exercises into the same file: merge, don't overwrite
+        results = {**(json.loads(args.runs.read_text()) if args.runs.exists() else {}), name: result}
         args.runs.write_text(json.dumps(results, indent=1))
     report = write_report(results, args.seed)
     args.out.write_text(report)

@@ -181,7 +181,7 @@ def test_clear_from_python_tells_the_browser_to_clear_its_canvas(monkeypatch, op
     pad.clear()
     updates = [data["state"] for msg_type, data in pad.comm.sent if msg_type == "comm_msg"]
     assert {"drawing": ""} in updates
-    assert {"network_input": "", "probabilities": None, "prediction": None} in updates  # in one message
+    assert {"network_input": "", "probabilities": None, "prediction": None, "layer_maps": []} in updates  # one message
 
 
 def test_a_headless_run_opens_no_connection_and_shows_one_line_of_text(pad, opened):
@@ -220,23 +220,31 @@ function anything(known = {}) {
 }
 const painted = [];  // the canvas's fillRect calls: each is a repaint of the whole canvas
 const elements = {};  // by the selector the pad looked them up with
-const element = () => {
+const created = [];  // by document.createElement
+const element = (tag) => {
   const handlers = {};
-  return anything({
+  const made = anything({
+    tag,
     handlers,
     addEventListener: (type, handler) => (handlers[type] ??= []).push(handler),
     getContext: () => anything({ fillRect: (...rectangle) => painted.push(rectangle) }),
     toDataURL: () => "data:image/png;base64,A-STROKE",
+    clientWidth: 280,  // shown at its own size: the pointer's offsets are canvas pixels
+    clientHeight: 280,
+    replaceChildren: (...children) => (made.shownChildren = children),
   });
+  return made;
 };
 const el = anything({ querySelector: (selector) => (elements[selector] ??= element()) });
-globalThis.document = anything();
+globalThis.document = anything({ createElement: (tag) => created[created.push(element(tag)) - 1] });
 globalThis.Image = anything();
 
 // The widget's model as anywidget gives it: set() fires "change:<name>" at once, as Backbone's does.
 const state = JSON.parse(process.argv[3]);
 const listeners = {};
 const sent = [];  // the drawing at each save_changes(): what goes to the kernel
+const sentStrokes = [];  // and its strokes
+const sentLayers = [];  // and whether the layers are shown
 const model = {
   get: (name) => state[name],
   set(name, value) {
@@ -244,7 +252,7 @@ const model = {
     state[name] = value;
     (listeners[`change:${name}`] ?? []).forEach((listener) => listener());
   },
-  save_changes: () => sent.push(state.drawing),
+  save_changes: () => [sent.push(state.drawing), sentStrokes.push(state.strokes), sentLayers.push(state.layers)],
   on: (events, listener) => events.split(" ").forEach((event) => (listeners[event] ??= []).push(listener)),
 };
 
@@ -264,6 +272,7 @@ fire(canvas, "pointerleave", { pointerId: 1 });
 fire(canvas, "pointerdown", { pointerId: 3, button: 2 });  // a right click draws nothing
 fire(canvas, "pointerup", { pointerId: 3, button: 2 });
 report.sentAfterStroke = [...sent];
+report.strokesSent = sentStrokes[0];
 report.paintedAfterStroke = painted.length;
 
 const probabilities = Array.from({ length: 10 }, (_, digit) => (digit === 7 ? 0.91 : 0.01));
@@ -272,12 +281,25 @@ model.set("probabilities", probabilities);
 model.set("prediction", 7);
 report.shownPrediction = elements[".digit-pad-prediction"]?.textContent;
 report.shownInput = elements[".digit-pad-input"]?.src;
+const before = created.length;
+model.set("layer_maps", [{ name: "conv1", shape: [8, 26, 26], scale: 1.5, image: "data:image/png;base64,MAPS" },
+                         { name: "conv5", shape: [8, 2, 2], scale: 0.25, image: "data:image/png;base64,MORE" }]);
+report.layerRows = elements[".digit-pad-layers"].shownChildren.length;
+const made = created.slice(before);
+report.channelMaps = made.filter((one) => one.tag === "canvas")
+  .map(({ width, height, title }) => [width, height, title]);
+report.channelNumbers = made.filter((one) => one.tag === "figcaption").map((one) => String(one.textContent));
 
 fire(clearButton, "click", {});
 report.sentAfterClear = [...sent];
 report.paintedAfterClear = painted.length;
 model.set("drawing", "data:image/png;base64,FROM-ANOTHER-VIEW");  // drawn in another view of the pad
 report.paintedAfterAnotherView = painted.length;
+const toggle = elements[".digit-pad-show-layers"];
+toggle.checked = false;
+fire(toggle, "change", {});
+report.layersSent = sentLayers.at(-1);
+report.layersShown = elements[".digit-pad-layers"].style.display;
 console.log(JSON.stringify(report));
 """
 
@@ -295,8 +317,9 @@ def page(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("page")
     (folder / "pad.mjs").write_text(helpers.DigitPad._esm)
     (folder / "page.mjs").write_text(PAGE_IN_NODE)
-    state = {name: getattr(helpers.DigitPad, name).default_value
-             for name in ("canvas_size", "pen_width", "drawing", "network_input", "prediction", "probabilities")}
+    state = helpers.DigitPad(helpers.Net()).get_state(
+        ["canvas_size", "pen_width", "drawing", "strokes", "network_input", "prediction", "probabilities", "layers",
+         "layer_maps"])
     result = subprocess.run([node, str(folder / "page.mjs"), str(folder / "pad.mjs"), json.dumps(state)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -316,6 +339,21 @@ def test_the_pads_javascript_sends_a_stroke_once_when_the_pointer_that_drew_it_l
     assert page["sentWhileDrawing"] == []
     assert page["sentAfterStroke"] == ["data:image/png;base64,A-STROKE"]
     assert page["paintedAtStart"] == page["paintedAfterStroke"] == 1  # white paper, not repainted over the stroke
+
+
+def test_the_pads_javascript_sends_the_strokes_path_with_the_drawing(page):
+    assert page["strokesSent"] == [[[140, 140], [150, 200]]]  # canvas pixels, one stroke from down to up
+
+
+def test_the_pads_javascript_shows_each_layers_channels_numbered_from_zero(page):
+    assert page["layerRows"] == 2
+    assert page["channelMaps"] == ([[26, 26, f"conv1, channel {channel}"] for channel in range(8)]
+                                   + [[2, 2, f"conv5, channel {channel}"] for channel in range(8)])
+    assert page["channelNumbers"] == [str(channel) for channel in range(8)] * 2
+
+
+def test_the_pads_layers_box_switches_the_layers_off(page):
+    assert page["layersSent"] is False and page["layersShown"] == "none"
 
 
 def test_the_pads_javascript_shows_the_kernels_prediction_and_network_input(page):
@@ -338,3 +376,156 @@ def test_reading_a_drawing_leaves_the_number_of_torch_threads_as_it_was(pad):
     finally:
         torch.set_num_threads(threads)
 
+
+
+# The layers, live: every conv layer's ReLU maps of the drawing, as `helpers.feature_maps` computes them.
+COURSE_LAYERS = {"conv1": [8, 26, 26], "conv2": [16, 24, 24], "conv3": [64, 10, 10], "conv4": [16, 8, 8],
+                 "conv5": [8, 2, 2]}
+
+
+def channels(layer: dict) -> np.ndarray:
+    """A layer's maps as the browser cuts them from its image: (C, H, W) colour levels 0-255."""
+    strip = Image.open(io.BytesIO(base64.b64decode(layer["image"].removeprefix("data:image/png;base64,"))))
+    assert strip.mode == "P"  # one byte a pixel: a level of the palette, not three floats
+    count, height, width = layer["shape"]
+    return np.asarray(strip).reshape(height, count, width).transpose(1, 0, 2)
+
+
+def test_the_pad_shows_every_conv_layers_maps_of_the_drawing(pad):
+    pad.drawing = drawn(7)
+    assert {layer["name"]: layer["shape"] for layer in pad.layer_maps} == COURSE_LAYERS
+    expected = helpers.feature_maps(pad.model, helpers.preprocess_digit(Image.open(io.BytesIO(
+        base64.b64decode(drawn(7).split(",")[1]))))[0])
+    for layer in pad.layer_maps:
+        maps = expected[layer["name"]]
+        assert channels(layer).shape == tuple(layer["shape"])
+        assert layer["scale"] == pytest.approx(maps.max().item())
+
+
+def test_a_layers_channels_share_one_colour_scale_from_zero_to_its_largest_value(pad):
+    pad.drawing = drawn(3)
+    maps = helpers.feature_maps(pad.model, pad._network_input[0])
+    for layer in pad.layer_maps:
+        levels = maps[layer["name"]] / layer["scale"] * 255  # one scale for all channels, not one per channel
+        np.testing.assert_allclose(channels(layer), levels.numpy(), atol=0.51)
+    conv1 = channels(pad.layer_maps[0])
+    assert conv1.max() == 255 and sorted(channel.max() for channel in conv1)[0] < 255  # a weaker channel stays dim
+
+
+class NetPoolingEarlier(helpers.Net):
+    """The course's CNN with its first max-pool moved from after conv2 to after conv1, as a student might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(8, 64)  # conv5 now gives 8 x 1 x 1
+
+    def forward(self, x):
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)  # 26 -> 13
+        x = torch.relu(self.conv3(torch.relu(self.conv2(x))))  # 13 -> 11 -> 9
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv4(x)), 2)  # 9 -> 7 -> 3
+        return self.fc2(torch.relu(self.fc1(torch.flatten(torch.relu(self.conv5(x)), 1))))  # 3 -> 1
+
+
+def test_the_layers_are_those_of_the_network_the_pad_was_given():
+    pad = helpers.DigitPad(NetPoolingEarlier())
+    pad.drawing = drawn(7)
+    assert {layer["name"]: layer["shape"] for layer in pad.layer_maps} == {
+        "conv1": [8, 26, 26], "conv2": [16, 11, 11], "conv3": [64, 9, 9], "conv4": [16, 7, 7], "conv5": [8, 1, 1]}
+
+
+def test_layers_false_leaves_the_maps_out_until_they_are_switched_on(monkeypatch):
+    for mark in LIVE_MARKS:
+        monkeypatch.delenv(mark, raising=False)
+    pad = helpers.DigitPad(helpers.Net(), layers=False)
+    pad.drawing = drawn(7)
+    assert pad.prediction is not None and pad.layer_maps == []
+    pad.layers = True  # as the pad's "layers" box does: the maps of the drawing already there
+    assert [layer["name"] for layer in pad.layer_maps] == list(COURSE_LAYERS)
+    pad.layers = False
+    assert pad.layer_maps == []
+
+
+def test_an_empty_pad_shows_no_layers(pad):
+    pad.drawing = drawn(7)
+    pad.clear()
+    assert pad.layer_maps == []
+
+
+def test_a_reading_reaches_the_browser_as_one_small_message_with_its_layers(monkeypatch, opened):
+    monkeypatch.setenv("JPY_SESSION_NAME", "a JupyterLab session")
+    pad = helpers.DigitPad(helpers.Net())
+    pad.comm.sent.clear()
+    pad.set_state({"strokes": SEVEN, "drawing": drawn(7)})  # as the browser's message at the end of a stroke
+    [reading] = [data["state"] for msg_type, data in pad.comm.sent
+                 if msg_type == "comm_msg" and "prediction" in data.get("state", {})]
+    assert set(reading) == {"network_input", "probabilities", "prediction", "layer_maps"}
+    assert len(json.dumps(reading)) < 40_000  # bytes: the 112 maps travel as five small PNGs, not 9,000 floats
+
+
+# Readable at any size: the network reads the pointer's strokes, drawn again in MNIST's proportions.
+SEVEN = [[[60, 50], [220, 50], [120, 240]]]  # canvas px: one stroke, across and down
+ONE = [[[140, 30], [140, 250]]]
+
+
+def shrunk(strokes: list, factor: float, corner: tuple[float, float]) -> list:
+    """The same strokes drawn `factor` times as large, from `corner` of the canvas."""
+    points = np.concatenate([np.array(stroke, dtype=float) for stroke in strokes])
+    low = points.min(axis=0)
+    return [((np.array(stroke) - low) * factor + corner).tolist() for stroke in strokes]
+
+
+def read_strokes(pad, strokes: list) -> np.ndarray:
+    """What the network read of a drawing sent as the browser sends it, 0-255."""
+    pad.set_state({"strokes": strokes, "drawing": drawn(8)})  # the picture must not matter
+    return picture(pad.network_input).astype(float)
+
+
+@pytest.mark.parametrize("strokes", [SEVEN, ONE])
+def test_a_digit_drawn_small_in_a_corner_reaches_the_network_as_one_drawn_large(pad, strokes):
+    large = read_strokes(pad, strokes)
+    pad.clear()
+    small = read_strokes(pad, shrunk(strokes, 0.3, (10, 10)))
+    assert large.sum() > 0 and np.abs(large - small).mean() < 2  # of 255
+
+
+def test_the_strokes_are_drawn_for_the_network_with_a_pen_in_proportion_to_the_digit():
+    for height in (300, 30):  # px on the canvas: the same line, drawn large and small
+        line = np.asarray(helpers.render_strokes([[[0, 0], [0, height]]])) > 127
+        rows, columns = np.nonzero(line)
+        assert np.ptp(rows) + 1 == pytest.approx(112 * (1 + helpers.NETWORK_PEN_FRACTION), abs=2)
+        assert np.ptp(columns) + 1 == pytest.approx(112 * helpers.NETWORK_PEN_FRACTION, abs=2)  # px
+
+
+@pytest.mark.parametrize(("strokes", "digit"), [(SEVEN, 7), (shrunk(SEVEN, 0.3, (190, 10)), 7),
+                                                 (ONE, 1), (shrunk(ONE, 0.3, (10, 190)), 1)])
+def test_a_digit_drawn_at_any_size_and_place_is_read_from_its_strokes(reader, strokes, digit):
+    pad = helpers.DigitPad(reader, layers=False)
+    pad.set_state({"strokes": strokes, "drawing": drawn(8)})
+    assert pad.prediction == digit
+
+
+def test_a_drawing_set_from_python_without_strokes_is_read_from_its_picture(pad):
+    pad.set_state({"strokes": SEVEN, "drawing": drawn(0)})
+    from_strokes = pad.network_input
+    pad.clear()
+    pad.drawing = drawn(0)
+    assert pad.network_input != from_strokes
+    assert pad.strokes == []
+
+
+@pytest.mark.parametrize(("strokes", "reason"), [
+    (42, "not a list of strokes"),
+    ([[["a", 1]]], "not lists of [x, y] numbers"),
+    ([[[1, 2, 3]]], "not lists of [x, y] numbers"),
+    ([[]], "not lists of [x, y] numbers"),
+    ([[[1, 2], [3]]], "not lists of [x, y] numbers"),
+    ([[[float("nan"), 1]]], "NaN or infinite"),
+    ([[[1, 2]] * (helpers.MAX_STROKE_POINTS + 1)], f"more than {helpers.MAX_STROKE_POINTS} points"),
+])
+def test_malformed_strokes_are_ignored_with_a_logged_warning(pad, strokes, reason, caplog):
+    pad.set_state({"strokes": SEVEN, "drawing": drawn(7)})
+    before = (pad.prediction, pad.probabilities, pad.network_input, pad.layer_maps)
+    pad.set_state({"strokes": strokes, "drawing": drawn(1)})
+    assert (pad.prediction, pad.probabilities, pad.network_input, pad.layer_maps) == before
+    [record] = caplog.records
+    assert "DigitPad ignored a drawing" in record.getMessage() and reason in record.getMessage()
