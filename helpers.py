@@ -16,7 +16,8 @@ command line. Sections, each using only the ones above it:
 7. Checkpoints     `save_model` (atomic) and `load_model`
 8. Your own digit  `preprocess_digit`, `predict_digit`
 9. Inspection      learning-rate range test, confusion matrix, feature maps, plots
-10. Drawing pad    `DigitPad`, a Jupyter widget (anywidget, imported only when the pad is used)
+10. Drawing pad    `DigitPad`, a Jupyter widget (anywidget, imported only when the pad is used); it reads
+                   the strokes (`render_strokes`) and shows every conv layer's maps (`layer_maps`)
 11. Exercises      five that check themselves: `max_pool_exercise.check(max_pool_2x2)`, `.hint()`, `.solution()`
 12. Command line   `main()`
 
