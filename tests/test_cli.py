@@ -45,10 +45,19 @@ def assert_one_clear_line(result: subprocess.CompletedProcess, *phrases: str) ->
     ("--momentum", "0.97", "momentum must be between 0 and 0.9"), ("--label-smoothing", "1.5", "label smoothing"),
     ("--epochs", "two", "--epochs: invalid int value"),
 ])
-def test_invalid_settings_are_refused_with_a_message(flag, value, named):
-    result = run_cli(flag, value)
+def test_invalid_settings_are_refused_with_a_message(flag, value, named, capsys):
+    # in this process, to spare a start of Python and torch per case; the next test runs one for real
+    with pytest.raises(SystemExit) as exited:
+        helpers.main([flag, value])
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert_one_clear_line(subprocess.CompletedProcess([], 2, "", stderr), "error:", named)
+
+
+def test_an_invalid_setting_on_the_real_command_line_exits_2_with_one_line():
+    result = run_cli("--momentum", "0.97")
     assert result.returncode == 2
-    assert_one_clear_line(result, "error:", named)
+    assert_one_clear_line(result, "error:", "momentum must be between 0 and 0.9")
 
 
 def test_missing_data_ends_with_one_line_naming_the_folder(tmp_path):
