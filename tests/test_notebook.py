@@ -114,7 +114,7 @@ def test_every_training_setting_is_in_the_parameters_cell_with_helpers_defaults(
     exec(parameters[0].source, namespace)  # plain assignments, with os.environ lookups
     defaults = {"EPOCHS": helpers.EPOCHS, "BATCH_SIZE": helpers.BATCH_SIZE, "LEARNING_RATE": helpers.LEARNING_RATE,
                 "MOMENTUM": helpers.MOMENTUM, "LABEL_SMOOTHING": helpers.LABEL_SMOOTHING,
-                "AUGMENT": helpers.AUGMENT, "VALIDATION_SIZE": helpers.VALIDATION_SIZE}
+                "AUGMENT": helpers.AUGMENT, "VALIDATION_SIZE": helpers.VALIDATION_SIZE, "SEED": helpers.SEED}
     assert {name: namespace[name] for name in defaults} == defaults
 
 
