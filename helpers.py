@@ -945,10 +945,12 @@ def plot_grid(images: Tensor, titles: list[str], *, columns: int = 8, colors: li
     return figure
 
 
-def plot_maps(named_maps: dict[str, Tensor], suptitle: str = "", signed: tuple[str, ...] = ()):
+def plot_maps(named_maps: dict[str, Tensor], suptitle: str = "", signed: tuple[str, ...] = (),
+              colorbar_labels: dict[str, str] | None = None):
     """Images side by side, each on its own colour scale with a colorbar; returns the figure.
 
     The maps named in `signed` are drawn red for positive, blue for negative and white for 0.
+    `colorbar_labels` names what a map's colours measure (default "value").
     """
     import matplotlib.pyplot as plt
 
@@ -961,7 +963,7 @@ def plot_maps(named_maps: dict[str, Tensor], suptitle: str = "", signed: tuple[s
         axis.set_title(title, fontsize=10)
         axis.set_xticks([])
         axis.set_yticks([])
-        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04, label=(colorbar_labels or {}).get(title, "value"))
     figure.suptitle(suptitle)
     figure.tight_layout()
     return figure
@@ -988,9 +990,9 @@ def plot_feature_maps(image: Tensor, maps: dict[str, Tensor], columns: int = 8):
         for channel, axis in enumerate(row[1:]):
             if channel < len(tensor):
                 shown = axis.imshow(tensor[channel].numpy(), cmap="viridis", vmin=0, vmax=high)
-                axis.set_xlabel(f"channel {channel}", fontsize=7, labelpad=2)  # numbered as the filters are
-        row[1].set_title(f"{name}: {len(tensor)} channels of {tensor.shape[1]} x {tensor.shape[2]}", loc="left",
-                         fontsize=9)
+                axis.set_xlabel(f"channel {channel}", fontsize=8, labelpad=2)  # numbered as the filters are
+        shown_channels = f"{len(tensor)} channels" if len(tensor) <= columns else f"{columns} of {len(tensor)} channels"
+        row[1].set_title(f"{name}: {shown_channels}, {tensor.shape[1]} x {tensor.shape[2]}", loc="left", fontsize=9)
         figure.colorbar(shown, ax=row[1:].tolist(), pad=0.01, fraction=0.02, label="ReLU output")
     figure.suptitle(f"Feature maps: the first {columns} channels of each conv layer, for the input on the left")
     return figure
@@ -1036,7 +1038,8 @@ def plot_own_digits(model: nn.Module, images: list):
         original, prepared = _to_grayscale(image), preprocess_digit(image)
         digit, probabilities = predict_digit(model, image)
         original_axis.imshow(original.numpy(), cmap="gray", vmin=0, vmax=1)
-        original_axis.set_title(f"original {tuple(original.shape)}", fontsize=9)
+        height, width = original.shape
+        original_axis.set_title(f"original, {width} x {height} px", fontsize=9)
         prepared_axis.imshow(prepared[0, 0].numpy(), cmap="gray")
         prepared_axis.set_title("preprocessed 28 x 28", fontsize=9)
         for axis in (original_axis, prepared_axis):
@@ -1046,6 +1049,7 @@ def plot_own_digits(model: nn.Module, images: list):
                      color=["tab:green" if d == digit else "tab:gray" for d in range(10)])
         bar_axis.set(xticks=range(10), ylim=(0, 1), xlabel="digit", ylabel="probability")
         bar_axis.set_title(f"predicted {digit} ({probabilities[digit]:.0%})", fontsize=9)
+    figure.suptitle("Each picture, the 28 x 28 image the network reads, and its ten probabilities")
     figure.tight_layout()
     return figure
 
@@ -1141,11 +1145,16 @@ def _drawing_to_image(drawing, size: int):
 
 
 def _ink_image(prepared: Tensor):
-    """A (1, 1, 28, 28) normalized network input -> grayscale PIL image of its ink, white on black."""
+    """(N, 1, 28, 28) normalized network inputs -> one grayscale PIL image of their ink, white on black.
+
+    The N images stand side by side, 2 px of grey apart: 28 x (30 N - 2) px.
+    """
     from PIL import Image
 
-    ink = (prepared[0, 0].cpu() * MNIST_STD + MNIST_MEAN).clamp(0, 1)
-    return Image.fromarray((ink * 255).round().to(torch.uint8).numpy())
+    ink = (prepared[:, 0].cpu() * MNIST_STD + MNIST_MEAN).clamp(0, 1)
+    gap = torch.full((len(ink), 28, 2), 0.5)
+    strip = torch.cat([ink, gap], dim=2).permute(1, 0, 2).reshape(28, -1)[:, :-2]
+    return Image.fromarray((strip * 255).round().to(torch.uint8).numpy())
 
 
 # A digit drawn small with the pad's 28 px pen has strokes thick for its size: at 30% of the
@@ -1153,9 +1162,11 @@ def _ink_image(prepared: Tensor):
 # thinning the picture cannot bring them back. So the browser also sends its strokes, the
 # pointer's path, and the network reads them drawn again with a pen in proportion to the digit,
 # as MNIST's are, whatever pen the canvas shows (benchmarks/pad_replay.md).
-# Of the strokes' longer side: read best of 0.08-0.20 on the validation split's digits, though all were
-# within 0.6 points (`python benchmarks/pad_replay.py --choose-pen`).
-NETWORK_PEN_FRACTION = 0.10
+# MNIST's pens vary, so the network reads the strokes twice, drawn with a thin pen and a thick one
+# (fractions of the strokes' longer side), and the pad averages the two readings' probabilities. On
+# the 10,000 validation digits the pair read 97.2%, the best single pen 97.0%, the canvas's picture
+# 97.0% (`python benchmarks/pad_replay.py --choose-pen`).
+NETWORK_PENS = (0.08, 0.20)
 MAX_STROKE_POINTS = 20_000  # many more than a hand draws in one digit; a longer message is not a drawing
 
 
@@ -1176,7 +1187,7 @@ def _stroke_arrays(strokes) -> list[np.ndarray]:
     return arrays
 
 
-def render_strokes(strokes, pen_fraction: float = NETWORK_PEN_FRACTION, extent: int = 112):
+def render_strokes(strokes, pen_fraction: float, extent: int = 112):
     """Strokes ([[x, y], ...] each) -> grayscale PIL image, white ink on black, for `preprocess_digit`.
 
     They are scaled so that their longer side is `extent` px, and drawn with a round pen
@@ -1193,7 +1204,8 @@ def render_strokes(strokes, pen_fraction: float = NETWORK_PEN_FRACTION, extent: 
     image = Image.new("L", (side, side), 0)
     pencil = ImageDraw.Draw(image)
     for stroke in strokes:
-        path = [tuple(point) for point in ((stroke - low) * scale + 2 * pen).tolist()]
+        # rounded, so that the same strokes drawn at another size give the same pixels, not a float's rounding away
+        path = [tuple(point) for point in ((stroke - low) * scale + 2 * pen).round(3).tolist()]
         if len(path) > 1:
             pencil.line(path, fill=255, width=round(pen))
         for x, y in path:  # round ends and joints, as the canvas's pen has
@@ -1208,7 +1220,7 @@ _VIRIDIS_PALETTE = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1,
 
 
 def layer_maps(model: nn.Module, network_input: Tensor) -> list[dict]:
-    """Each conv layer's ReLU maps for one (1, 1, 28, 28) input, as the pad shows them.
+    """Each conv layer's ReLU maps for the first of (N, 1, 28, 28) inputs, as the pad shows them.
 
     One dict per layer: `name`, `shape` [C, H, W], `scale` (its largest value) and `image`,
     a PNG data URL of its C maps side by side (H x C*W px), coloured on one scale, 0 to `scale`.
@@ -1400,7 +1412,7 @@ DIGIT_PAD_CSS = """
 .digit-pad-answer { display: flex; gap: 16px; }
 .digit-pad figure { margin: 0; width: 140px; display: flex; flex-direction: column; align-items: center; gap: 4px; }
 .digit-pad figcaption { font-size: 11px; color: var(--jp-ui-font-color2, #666); }
-.digit-pad-input { width: 112px; height: 112px; image-rendering: pixelated; background: black; }
+.digit-pad-input { width: auto; height: 112px; image-rendering: pixelated; background: black; }
 .digit-pad-prediction { width: 112px; height: 112px; font-size: 88px; line-height: 112px; text-align: center;
   font-weight: 600; color: var(--jp-brand-color1, #1976d2); }
 .digit-pad-bars { display: grid; gap: 3px; margin-top: 12px; width: 280px; }
@@ -1451,7 +1463,8 @@ def _define_digit_pad():
         The browser sends the canvas as a PNG data URL (`drawing`) and the pointer's path
         (`strokes`); the kernel draws the strokes again in MNIST's proportions (`render_strokes`),
         prepares them with `preprocess_digit` and sends back what the network sees
-        (`network_input`), the most likely digit (`prediction`, an int), all ten `probabilities`
+        (`network_input`; two images, one per pen of `NETWORK_PENS`, whose probabilities it
+        averages), the most likely digit (`prediction`, an int), all ten `probabilities`
         (both None while the pad is empty or blank) and, while `layers` is on, what each conv
         layer makes of it (`layer_maps`). `DigitPad(model, layers=False)` leaves the layers out,
         for a small screen; so does the pad's "layers" box. `clear()` empties it, as its Clear
@@ -1476,7 +1489,7 @@ def _define_digit_pad():
 
         def __init__(self, model: nn.Module, **traits) -> None:
             self.model = model
-            self._network_input = None  # the drawing as the network last read it, (1, 1, 28, 28); None if empty
+            self._network_input = None  # the drawing as the network last read it, (N, 1, 28, 28); None if empty
             super().__init__(**traits)
 
         def open(self) -> None:
@@ -1523,16 +1536,17 @@ def _define_digit_pad():
             if not drawing:
                 return None, None
             try:
-                image = render_strokes(self.strokes) if self.strokes else _drawing_to_image(drawing, self.canvas_size)
+                images = ([render_strokes(self.strokes, pen) for pen in NETWORK_PENS] if self.strokes
+                          else [_drawing_to_image(drawing, self.canvas_size)])
             except ValueError as error:
                 logging.getLogger(__name__).warning("DigitPad ignored a drawing from the browser: %s", error)
                 return None
             try:
-                network_input = preprocess_digit(image)
+                network_input = torch.cat([preprocess_digit(image) for image in images])
             except ValueError:  # a blank canvas: no ink stands out from the paper
                 return None, None
             network_input = network_input.to(next(self.model.parameters()).device)
-            return network_input, predict_probabilities(self.model, network_input)[0].tolist()
+            return network_input, predict_probabilities(self.model, network_input).mean(dim=0).tolist()
 
         _esm = DIGIT_PAD_JS
         _css = DIGIT_PAD_CSS

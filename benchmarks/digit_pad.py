@@ -5,8 +5,9 @@
 
 Each reading is what the kernel does when a stroke ends: take the browser's message (the
 canvas as a PNG data URL of 280 x 280 pixels and the strokes, 300 points), draw the strokes
-again for the network (`render_strokes`), `preprocess_digit`, one forward pass, every conv
-layer's maps as five PNGs, and the pad's traits updated. The browser adds its own part
+again for the network with each of its two pens (`render_strokes`, `NETWORK_PENS`),
+`preprocess_digit`, one forward pass of the two images, every conv layer's maps as five PNGs,
+and the pad's traits updated. The browser adds its own part
 (drawing, encoding the PNG, the message both ways); the real-browser test measures the whole
 round trip. The budget is 50 ms.
 """

@@ -1,21 +1,24 @@
 """How well the drawing pad reads real handwriting drawn at any size and place on it.
 
     python benchmarks/pad_replay.py --model outputs/model.pt
-    python benchmarks/pad_replay.py --model outputs/model.pt --choose-pen   # NETWORK_PEN_FRACTION's choice
+    python benchmarks/pad_replay.py --model outputs/model.pt --choose-pen   # NETWORK_PENS's choice
 
 Each MNIST test digit is thinned to its strokes (a one-pixel skeleton, Zhang and Suen's method),
 and the pointer draws them again on the pad: its 28 px pen on its 280 px canvas, at several
 sizes and places. The pad reads each drawing twice, the way it once did and the way it does now:
 
 - canvas: the picture on the canvas, through `preprocess_digit`;
-- strokes: the pointer's path, drawn again with a pen in proportion to the digit (`render_strokes`).
+- strokes: the pointer's path, drawn again with a thin and a thick pen in proportion to the digit
+  (`render_strokes`, `NETWORK_PENS`), the two readings' probabilities averaged.
 
 Prints a markdown table and writes it to benchmarks/pad_replay.md (--out). With --choose-pen
-it reads the validation split's digits with several pen widths instead: the choice never sees the
-test set (a model trained with `python helpers.py --validation` has not seen those digits either).
+it reads the validation split's digits with each pen of PEN_FRACTIONS and each pair of them
+instead, and the canvas's picture beside them: the choice never sees the test set (a model trained
+with `python helpers.py --validation` has not seen those digits either).
 """
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -36,7 +39,7 @@ DRAWINGS = [
     ("redrawn, 30% of the pad's height, centred", 0.3, "centre"),
     ("redrawn, 30%, in a corner", 0.3, "corner"),
 ]
-PEN_FRACTIONS = (0.08, 0.10, 0.13, 0.16, 0.20)  # tried by --choose-pen
+PEN_FRACTIONS = (0.06, 0.08, 0.10, 0.13, 0.16, 0.20, 0.24)  # tried by --choose-pen, alone and in pairs
 
 
 def thin(images: np.ndarray) -> np.ndarray:
@@ -126,15 +129,24 @@ def replay(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -
 
 
 def choose_pen(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[dict]:
-    """Accuracy (%) of the strokes' reading with each pen in PEN_FRACTIONS (the drawing's size changes nothing)."""
-    strokes = mnist_strokes(images)
-    rows = []
-    for fraction in PEN_FRACTIONS:
-        inputs = torch.cat([helpers.preprocess_digit(helpers.render_strokes(digit, pen_fraction=fraction))
-                            for digit in strokes])
-        accuracy = (helpers.predict_probabilities(model, inputs).argmax(1) == labels).float().mean().item()
-        rows.append({"pen, fraction of the strokes' longer side": fraction, "read correctly": f"{100 * accuracy:.1f}%"})
-    return rows
+    """Accuracy (%) of the strokes read with each pen of PEN_FRACTIONS, and with each pair averaged, best first.
+
+    The strokes' reading does not depend on the drawing's size; the canvas's picture does, and is
+    read at the pad's largest size, "as tall as the pad", where it does best.
+    """
+    strokes = [place(digit, DRAWINGS[0][1], DRAWINGS[0][2]) for digit in mnist_strokes(images)]
+    readings = {pen: helpers.predict_probabilities(model, torch.cat(
+        [helpers.preprocess_digit(helpers.render_strokes(digit, pen)) for digit in strokes])) for pen in PEN_FRACTIONS}
+    readings |= {pair: (readings[pair[0]] + readings[pair[1]]) / 2
+                 for pair in itertools.combinations(PEN_FRACTIONS, 2)}
+    canvas = torch.cat([helpers.preprocess_digit(helpers._drawing_to_image(canvas_drawing(digit), PAD_SIZE))
+                        for digit in strokes])
+    readings["the canvas's picture, as tall as the pad"] = helpers.predict_probabilities(model, canvas)
+    accuracy = {name: 100 * (probabilities.argmax(1) == labels).float().mean().item()
+                for name, probabilities in readings.items()}
+    return [{"reading": f"pens {' and '.join(map(str, name))}, averaged" if isinstance(name, tuple)
+             else f"pen {name}" if isinstance(name, float) else name, "read correctly": f"{value:.2f}%"}
+            for name, value in sorted(accuracy.items(), key=lambda item: -item[1])]
 
 
 def main() -> int:
@@ -168,8 +180,9 @@ def main() -> int:
         "",
         f"The first {args.digits} MNIST test digits, thinned to their strokes and drawn again on the pad "
         f"with its {PEN_WIDTH} px pen on its {PAD_SIZE} px canvas (model `{args.model}`). "
-        "Before, the network read the canvas's picture; now it reads the strokes, drawn again with a pen "
-        f"{helpers.NETWORK_PEN_FRACTION} of their longer side. `python benchmarks/pad_replay.py` writes this file.",
+        "Before, the network read the canvas's picture; now it reads the strokes twice, drawn again with pens "
+        f"{' and '.join(map(str, helpers.NETWORK_PENS))} of their longer side, and averages the two readings. "
+        "`python benchmarks/pad_replay.py` writes this file.",
         "",
         *table,
         "",

@@ -6,6 +6,7 @@ a count by hand, and the measured peak on a tiny matrix.
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -123,3 +124,20 @@ def test_pad_replay_benchmark_reads_a_small_sample_both_ways(tmp_path):
     assert "| drawing | read from the canvas (before) | read from the strokes (now) |" in table
     for row in ("MNIST digits as given", "redrawn, as tall as the pad (80%)", "redrawn, 30%, in a corner"):
         assert f"| {row} | " in table
+
+
+def test_pad_replay_chooses_the_pens_among_single_pens_pairs_and_the_canvas(tmp_path):
+    import pad_replay
+
+    model = helpers.save_model(helpers.Net(), tmp_path / "model.pt")
+    result = subprocess.run([sys.executable, "benchmarks/pad_replay.py", "--model", str(model), "--digits", "5",
+                             "--choose-pen"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "digits of the validation split" in result.stdout
+    readings = re.findall(r"^\s*(pens? [\d. and]+(?:, averaged)?|the canvas's picture, as tall as the pad)\s+"
+                          r"(\d+\.\d\d)%$", result.stdout, flags=re.M)
+    pens = len(pad_replay.PEN_FRACTIONS)
+    assert len(readings) == pens + pens * (pens - 1) // 2 + 1  # each pen, each pair, the canvas
+    assert f"pens {' and '.join(map(str, helpers.NETWORK_PENS))}, averaged" in dict(readings)  # the pad's choice
+    accuracies = [float(value) for _, value in readings]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first

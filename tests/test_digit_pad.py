@@ -488,12 +488,26 @@ def test_a_digit_drawn_small_in_a_corner_reaches_the_network_as_one_drawn_large(
     assert large.sum() > 0 and np.abs(large - small).mean() < 2  # of 255
 
 
-def test_the_strokes_are_drawn_for_the_network_with_a_pen_in_proportion_to_the_digit():
+@pytest.mark.parametrize("pen", helpers.NETWORK_PENS)
+def test_the_strokes_are_drawn_for_the_network_with_a_pen_in_proportion_to_the_digit(pen):
     for height in (300, 30):  # px on the canvas: the same line, drawn large and small
-        line = np.asarray(helpers.render_strokes([[[0, 0], [0, height]]])) > 127
+        line = np.asarray(helpers.render_strokes([[[0, 0], [0, height]]], pen)) > 127
         rows, columns = np.nonzero(line)
-        assert np.ptp(rows) + 1 == pytest.approx(112 * (1 + helpers.NETWORK_PEN_FRACTION), abs=2)
-        assert np.ptp(columns) + 1 == pytest.approx(112 * helpers.NETWORK_PEN_FRACTION, abs=2)  # px
+        assert np.ptp(rows) + 1 == pytest.approx(112 * (1 + pen), abs=2)
+        assert np.ptp(columns) + 1 == pytest.approx(112 * pen, abs=2)  # px
+
+
+def test_the_strokes_are_read_with_each_pen_and_the_probabilities_averaged(pad):
+    pad.set_state({"strokes": SEVEN, "drawing": drawn(8)})
+    readings = torch.cat([helpers.preprocess_digit(helpers.render_strokes(SEVEN, pen)) for pen in helpers.NETWORK_PENS])
+    torch.testing.assert_close(pad._network_input, readings)
+    expected = helpers.predict_probabilities(pad.model, readings).mean(dim=0)
+    torch.testing.assert_close(torch.tensor(pad.probabilities), expected)
+    assert pad.prediction == int(expected.argmax())
+    shown = picture(pad.network_input)  # the readings side by side, 2 px apart
+    assert shown.shape == (28, 30 * len(helpers.NETWORK_PENS) - 2)
+    thin, thick = shown[:, :28], shown[:, 30:58]
+    assert (thin > 127).sum() < (thick > 127).sum()  # the thick pen's reading has more ink
 
 
 @pytest.mark.parametrize(("strokes", "digit"), [(SEVEN, 7), (shrunk(SEVEN, 0.3, (190, 10)), 7),

@@ -200,11 +200,14 @@ def test_plot_grid_with_a_colorbar_label_centres_the_scale_on_zero():
 
 def test_plot_maps_shows_one_titled_map_per_entry_each_with_a_colorbar():
     maps = {"digit": torch.rand(28, 28), "kernel": torch.randn(3, 3), "response": torch.randn(26, 26)}
-    figure = helpers.plot_maps(maps, suptitle="a kernel on a digit", signed=("kernel",))
+    figure = helpers.plot_maps(maps, suptitle="a kernel on a digit", signed=("kernel",),
+                               colorbar_labels={"digit": "pixel value", "kernel": "weight"})
     assert isinstance(figure, Figure)
     shown = titled_axes(figure)
     assert [axis.get_title() for axis in shown] == list(maps)
     assert len(figure.axes) == 2 * len(maps)
+    colorbars = [axis for axis in figure.axes if axis not in shown]
+    assert [axis.get_ylabel() for axis in colorbars] == ["pixel value", "weight", "value"]  # unnamed: "value"
     low, high = shown[1].get_images()[0].get_clim()
     assert low == -high and shown[1].get_images()[0].get_cmap().name == "RdBu_r"  # signed: 0 is white
     assert shown[0].get_images()[0].get_cmap().name == "gray"
@@ -228,8 +231,11 @@ def test_plot_feature_maps_has_the_input_and_one_row_per_conv_layer():
     assert len(figure.axes) == len(grid) + len(maps)  # one colorbar per row
     assert grid[0].get_title() == "input" and len(grid[0].get_images()) == 1
     row_titles = [grid[5 * row + 1].get_title(loc="left") for row in range(len(maps))]
-    assert row_titles == ["conv1: 8 channels of 26 x 26", "conv2: 16 channels of 24 x 24",
-                          "conv3: 64 channels of 10 x 10", "conv4: 16 channels of 8 x 8", "conv5: 8 channels of 2 x 2"]
+    assert row_titles == ["conv1: 4 of 8 channels, 26 x 26", "conv2: 4 of 16 channels, 24 x 24",
+                          "conv3: 4 of 64 channels, 10 x 10", "conv4: 4 of 16 channels, 8 x 8",
+                          "conv5: 4 of 8 channels, 2 x 2"]
+    every_channel = helpers.plot_feature_maps(image, maps, columns=8).axes[9 * 4 + 1].get_title(loc="left")
+    assert every_channel == "conv5: 8 channels, 2 x 2"  # all of them shown
     for row in range(len(maps)):
         channels = grid[5 * row + 1 : 5 * row + 5]
         assert all(len(axis.get_images()) == 1 for axis in channels)
@@ -261,9 +267,10 @@ def test_plot_own_digits_shows_each_image_its_network_input_and_the_predicted_pr
     figure = helpers.plot_own_digits(model, digits)
     assert isinstance(figure, Figure)
     assert len(figure.axes) == 3 * len(digits)
+    assert "28 x 28" in figure.get_suptitle()  # says what the middle column is
     for row, digit in enumerate(digits):
         original, prepared, bars = figure.axes[3 * row : 3 * row + 3]
-        assert original.get_title() == f"original {(digit.height, digit.width)}"
+        assert original.get_title() == f"original, {digit.width} x {digit.height} px"  # a PIL image's size
         assert prepared.get_title() == "preprocessed 28 x 28"
         assert prepared.get_images()[0].get_array().shape == (28, 28)
         predicted, probabilities = helpers.predict_digit(model, digit)
