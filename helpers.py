@@ -385,7 +385,11 @@ class Score:
 
 def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score, *, label_smoothing=0.0,
                     augment=None):
-    """One SGD step per batch of indices in `batches`; `score` keeps the running loss and accuracy."""
+    """One SGD step per batch of indices in `batches`; `score` keeps the running loss and accuracy.
+
+    `augment`, if given, is a function that returns a random variation of the images; `fit` passes
+    one (`helpers.augment_images`) when augmentation is on, and None when it is off.
+    """
     model.train()
     if augment is not None:
         images = augment(images)  # a fresh random variation of every image, each epoch
