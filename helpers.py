@@ -1415,6 +1415,7 @@ DIGIT_PAD_CSS = """
 .digit-pad-clear:hover { background: var(--jp-layout-color3, #ddd); }
 .digit-pad-answer { display: flex; gap: 16px; }
 .digit-pad figure { margin: 0; width: 140px; display: flex; flex-direction: column; align-items: center; gap: 4px; }
+.digit-pad-answer figure { width: auto; min-width: 140px; }  /* the network input: one image or two side by side */
 .digit-pad figcaption { font-size: 11px; color: var(--jp-ui-font-color2, #666); }
 .digit-pad-input { width: auto; height: 112px; image-rendering: pixelated; background: black; }
 .digit-pad-prediction { width: 112px; height: 112px; font-size: 88px; line-height: 112px; text-align: center;

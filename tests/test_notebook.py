@@ -76,6 +76,8 @@ def test_the_student_edition_runs_end_to_end_on_real_mnist_and_reaches_99_percen
     assert stream_text(notebook, "stderr") == "", "a headless run saves no progress bars and no warnings"
     # the demonstrations compute what PyTorch computes
     assert "the loop equals F.conv2d: True" in cell_output(notebook, "top_edge = torch.tensor")
+    descent_steps = re.findall(r"w by hand (\S+), torch.optim.SGD (\S+)", cell_output(notebook, "no momentum yet"))
+    assert len(descent_steps) == 5 and all(hand == torch for hand, torch in descent_steps)
     momentum_steps = re.findall(r"w by hand (\S+), torch.optim.SGD (\S+)", cell_output(notebook, "nesterov=True"))
     assert len(momentum_steps) == 5 and all(hand == torch for hand, torch in momentum_steps)
     smoothing = re.search(r"by hand (\S+), F.cross_entropy (\S+)", cell_output(notebook, "smoothed_by_hand ="))
