@@ -152,7 +152,7 @@ def choose_pen(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="outputs/model.pt", help="a checkpoint from `python helpers.py`")
-    parser.add_argument("--digits", type=int, default=1000, help="how many test digits (the first ones)")
+    parser.add_argument("--digits", type=int, default=10_000, help="how many test digits (the first ones)")
     parser.add_argument("--choose-pen", action="store_true", help="compare pen widths on the validation digits")
     parser.add_argument("--out", default=str(Path(__file__).with_name("pad_replay.md")))
     args = parser.parse_args()
@@ -178,7 +178,7 @@ def main() -> int:
     report = "\n".join([
         "# The drawing pad on replayed handwriting",
         "",
-        f"The first {args.digits} MNIST test digits, thinned to their strokes and drawn again on the pad "
+        f"The first {args.digits:,} MNIST test digits, thinned to their strokes and drawn again on the pad "
         f"with its {PEN_WIDTH} px pen on its {PAD_SIZE} px canvas (model `{args.model}`). "
         "Before, the network read the canvas's picture; now it reads the strokes twice, drawn again with pens "
         f"{' and '.join(map(str, helpers.NETWORK_PENS))} of their longer side, and averages the two readings. "
