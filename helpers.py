@@ -1850,6 +1850,94 @@ def nesterov_step(weight, velocity, gradient, lr, momentum):
     return weight, velocity
 """
 
+# One training step of a network. Stale gradients are left in every .grad before the step, as a previous
+# step leaves them, so that a missing zero_grad, or a step taken before backward, shows in the new weights.
+_STEP_LR = 0.1
+
+
+def _step_setup() -> tuple[nn.Module, Tensor, Tensor]:
+    """A small network with stale gradients, and a batch of 8 images with their labels."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.ReLU(), nn.Linear(16, 10))
+    for parameter in model.parameters():
+        parameter.grad = torch.full_like(parameter, 0.5)
+    return model, torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+
+
+def _weights_after(step: Callable[[nn.Module, Tensor, Tensor], Tensor]) -> list[Tensor]:
+    """The setup's weights after `step(model, images, labels)` returns the loss, then `backward` and SGD's step."""
+    model, images, labels = _step_setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=_STEP_LR)
+    optimizer.zero_grad()
+    step(model, images, labels).backward()
+    optimizer.step()
+    return [parameter.detach() for parameter in model.parameters()]
+
+
+def _check_training_step(training_step) -> str | None:
+    if problem := _not_a_function(training_step, "training_step"):
+        return problem
+    model, images, labels = _step_setup()
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    expected_loss = F.cross_entropy(model(images), labels).item()
+    optimizer = torch.optim.SGD(model.parameters(), lr=_STEP_LR)
+    try:
+        got = _call("training_step(model, optimizer, images, labels)", training_step, model, optimizer, images, labels)
+    except _AnswerRaised as error:
+        if "modified by an inplace operation" in str(error):  # autograd's words when step() changed the weights first
+            return ("optimizer.step() changed the weights before loss.backward() used them: call "
+                    "optimizer.zero_grad(), then loss.backward(), then optimizer.step().")
+        raise
+    after = [parameter.detach() for parameter in model.parameters()]
+
+    def moved_like(weights: list[Tensor]) -> bool:
+        return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after, weights, strict=True))
+
+    if moved_like(before):
+        return "the weights did not move: after loss.backward(), optimizer.step() moves them."
+    if moved_like([weight - _STEP_LR * 0.5 for weight in before]):
+        return ("the weights moved by the previous step's gradients: call loss.backward() before "
+                "optimizer.step(), so that the step uses this batch's gradients.")
+    right = _weights_after(lambda net, x, y: F.cross_entropy(net(x), y))
+    if not moved_like(right):
+        if moved_like([weight - _STEP_LR * 0.5 for weight in right]):  # the new gradients plus the stale ones
+            return ("the new gradients were added to the previous step's: call optimizer.zero_grad() before "
+                    "loss.backward(), since PyTorch adds each new gradient to the one already stored.")
+        if moved_like(_weights_after(lambda net, x, y: F.cross_entropy(F.softmax(net(x), dim=1), y))):
+            return ("the loss was computed on probabilities: F.cross_entropy takes the network's raw scores and "
+                    "applies the softmax itself.")
+        return "the weights moved, but not as one SGD step on F.cross_entropy(model(images), labels) moves them."
+    if got is None:
+        return "the step is right, but training_step returned None: return the loss, loss.item()."
+    try:
+        value = got.detach().item() if isinstance(got, Tensor) else float(got)
+    except (TypeError, ValueError, RuntimeError):
+        return f"training_step returned a {type(got).__name__}; return the batch's loss as a number, loss.item()."
+    if not math.isclose(value, expected_loss, rel_tol=1e-4):
+        return (f"the step is right, but training_step returned {value:.4f}; the batch's loss before the step "
+                f"is {expected_loss:.4f}.")
+    return None
+
+
+_TRAINING_STEP_SOLUTION = """\
+def training_step(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)  # the network's raw scores, and the right digits
+    optimizer.zero_grad()  # forget the previous step's gradients
+    loss.backward()  # this batch's gradient of the loss, for every weight
+    optimizer.step()  # each weight moves a step against its gradient
+    return loss.item()
+"""
+
+training_step_exercise = Exercise(
+    name="training_step",
+    checker=_check_training_step,
+    hint_text="As in the (w - 3)**2 cell: the loss is F.cross_entropy(model(images), labels); then "
+    "optimizer.zero_grad(), loss.backward(), optimizer.step(); return loss.item().",
+    solution_code=_TRAINING_STEP_SOLUTION,
+    correct="one step moved every weight as torch.optim.SGD does on this batch's F.cross_entropy, from fresh "
+    "gradients, and you returned the loss.",
+)
+
 nesterov_exercise = Exercise(
     name="nesterov_step",
     checker=_check_nesterov,

@@ -10,7 +10,7 @@ from torch import nn
 import helpers
 
 EXERCISES = [helpers.max_pool_exercise, helpers.conv_parameters_exercise, helpers.output_size_exercise,
-             helpers.nesterov_exercise, helpers.your_network_exercise]
+             helpers.nesterov_exercise, helpers.your_network_exercise, helpers.training_step_exercise]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,12 +51,22 @@ def pytorch_nesterov_step(weight, velocity, gradient, lr, momentum):
     return parameter.item(), optimizer.state[parameter]["momentum_buffer"].item()
 
 
+def pytorch_training_step(model, optimizer, images, labels):
+    """The step of helpers.train_one_epoch, without label smoothing."""
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 @pytest.mark.parametrize("exercise, answer", [
     (helpers.max_pool_exercise, pytorch_max_pool),
     (helpers.conv_parameters_exercise, pytorch_conv_parameters),
     (helpers.output_size_exercise, pytorch_output_size),
     (helpers.nesterov_exercise, pytorch_nesterov_step),
     (helpers.your_network_exercise, helpers.Net),
+    (helpers.training_step_exercise, pytorch_training_step),
 ], ids=exercise_ids(EXERCISES))
 def test_pytorchs_own_answer_passes(exercise, answer):
     passed, message = exercise.feedback(answer)
@@ -161,6 +171,49 @@ class NeedsArgumentsNet(helpers.Net):
         super().__init__()
 
 
+def step_without_zero_grad(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.step()  # with the gradients the previous step left
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
+def step_without_step(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
+def step_on_probabilities(model, optimizer, images, labels):
+    return pytorch_training_step(lambda x: F.softmax(model(x), dim=1), optimizer, images, labels)
+
+
+def step_on_another_loss(model, optimizer, images, labels):
+    loss = model(images).pow(2).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_returning_nothing(model, optimizer, images, labels):
+    pytorch_training_step(model, optimizer, images, labels)
+
+
+def step_returning_the_loss_after(model, optimizer, images, labels):
+    pytorch_training_step(model, optimizer, images, labels)
+    return F.cross_entropy(model(images), labels).item()
+
+
 MISTAKES = [
     # exercise, wrong answer, what the feedback must say
     pytest.param(helpers.max_pool_exercise, lambda grid: F.avg_pool2d(grid[None, None], 2)[0, 0],
@@ -226,6 +279,19 @@ MISTAKES = [
                  id="network-needs-arguments"),
     pytest.param(helpers.your_network_exercise, torch.zeros(2, 10), ["network's class", "not a Tensor"],
                  id="network-not-a-module"),
+    pytest.param(helpers.training_step_exercise, step_without_zero_grad, ["added to the previous step's",
+                 "optimizer.zero_grad()"], id="step-no-zero-grad"),
+    pytest.param(helpers.training_step_exercise, step_before_backward, ["before loss.backward()"],
+                 id="step-before-backward"),
+    pytest.param(helpers.training_step_exercise, step_without_step, ["did not move", "optimizer.step()"],
+                 id="step-no-step"),
+    pytest.param(helpers.training_step_exercise, step_on_probabilities, ["probabilities", "raw scores"],
+                 id="step-softmax"),
+    pytest.param(helpers.training_step_exercise, step_on_another_loss, ["not as one SGD step"], id="step-mse"),
+    pytest.param(helpers.training_step_exercise, step_returning_nothing, ["returned None", "loss.item()"],
+                 id="step-no-return"),
+    pytest.param(helpers.training_step_exercise, step_returning_the_loss_after, ["returned", "before the step"],
+                 id="step-loss-after"),
 ]
 
 
@@ -252,6 +318,7 @@ class RaisingNet(helpers.Net):
     (helpers.output_size_exercise, raise_value_error),
     (helpers.nesterov_exercise, raise_value_error),
     (helpers.your_network_exercise, RaisingNet),
+    (helpers.training_step_exercise, raise_value_error),
 ], ids=exercise_ids(EXERCISES))
 def test_an_answer_that_raises_is_reported_not_raised(exercise, answer):
     passed, message = exercise.feedback(answer)

@@ -19,7 +19,7 @@ NOTEBOOK = ROOT / "mnist_cnn.ipynb"
 README_FIGURES = {"curves.png", "predictions.png"}
 LESSON_DEFINITIONS = ("Net", "train_one_epoch", "evaluate")  # written in the notebook's cells and in helpers.py
 EXERCISE_CHECKS = ("output_size_exercise.check(", "max_pool_exercise.check(", "conv_parameters_exercise.check(",
-                   "nesterov_exercise.check(", "your_network_exercise.check(")
+                   "nesterov_exercise.check(", "your_network_exercise.check(", "training_step_exercise.check(")
 
 
 def stream_text(notebook, name: str) -> str:
