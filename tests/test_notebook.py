@@ -143,7 +143,7 @@ def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fa
     monkeypatch.setenv("MNIST_PROGRESS", "off")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    training = next(cell for cell in code_cells if "model = helpers.prepare_model(Net()" in cell.source)
+    training = next(cell for cell in code_cells if "history = helpers.fit(model" in cell.source)
     # the imports, the full data, the network and the loop; not the validation split
     setup = [cell for cell in code_cells[: code_cells.index(training)]
              if "import" in cell.source or ("load_mnist" in cell.source and "validation=" not in cell.source)
