@@ -15,10 +15,10 @@ command line. Sections, each using only the ones above it:
 6. Fitting         `fit`: that loop plus progress, divergence and chance-level checks
 7. Checkpoints     `save_model` (atomic) and `load_model`
 8. Your own digit  `preprocess_digit`, `predict_digit`
-9. Inspection      learning-rate range test, confusion matrix, feature maps, plots
+9. Inspection      learning-rate range test, confusion matrix, feature maps, plots, `save_figure`
 10. Drawing pad    `DigitPad`, a Jupyter widget (anywidget, imported only when the pad is used); it reads
                    the strokes (`render_strokes`) and shows every conv layer's maps (`layer_maps`)
-11. Exercises      five that check themselves: `max_pool_exercise.check(max_pool_2x2)`, `.hint()`, `.solution()`
+11. Exercises      six that check themselves: `max_pool_exercise.check(max_pool_2x2)`, `.hint()`, `.solution()`
 12. Command line   `main()`
 
 One loss convention everywhere: the network returns ten scores (logits) per image;
@@ -1105,9 +1105,16 @@ def plot_confusion_matrix(matrix: Tensor):
                           color="white" if true == predicted else "black")
     axis.set(title="Confusion matrix (test set)", xlabel="predicted digit", ylabel="true digit",
              xticks=range(10), yticks=range(10))
-    figure.colorbar(image, label="images + 1 (log scale)")
+    figure.colorbar(image, label="images (colour: log of count + 1)")
     figure.tight_layout()
     return figure
+
+
+def save_figure(figure, path: str | os.PathLike, copy_to: str | os.PathLike | None = None) -> None:
+    """Write `figure` as a PNG to `path`, and to the folder `copy_to` as well (the README's figures)."""
+    for target in [Path(path)] + ([Path(copy_to) / Path(path).name] if copy_to is not None else []):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(target, dpi=100, bbox_inches="tight")
 
 
 # ---------------------------------------------------------------------------

@@ -315,3 +315,15 @@ def test_plot_confusion_matrix_writes_each_count_at_its_true_row_and_predicted_c
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted digit", "true digit")
     counts = {text.get_position(): text.get_text() for text in axis.texts}
     assert counts == {(3, 3): "2", (8, 3): "1", (7, 7): "1", (0, 0): "1"}  # (x = predicted, y = true)
+
+
+def test_save_figure_writes_the_png_and_a_copy_for_the_readme_in_new_folders(tmp_path):
+    from PIL import Image
+
+    figure = helpers.plot_confusion_matrix(torch.eye(10, dtype=torch.long) * 5)
+    helpers.save_figure(figure, tmp_path / "outputs" / "matrix.png")
+    helpers.save_figure(figure, tmp_path / "outputs" / "curves.png", copy_to=tmp_path / "images")
+    assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == ["curves.png", "matrix.png"]
+    assert [path.name for path in (tmp_path / "images").iterdir()] == ["curves.png"]
+    with Image.open(tmp_path / "images" / "curves.png") as copy:
+        assert copy.format == "PNG" and copy.width > 300  # the figure, at 100 dpi
