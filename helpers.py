@@ -1065,6 +1065,7 @@ def plot_history(history: list[dict]):
     a first epoch at 80% and a last at 99.3% differ by a factor of 30 in errors.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     split = "validation" if "validation_loss" in history[0] else "test"
     epochs = [record["epoch"] for record in history]
@@ -1078,9 +1079,11 @@ def plot_history(history: list[dict]):
             error_axis.annotate(f"{error:.2f}", (epoch, error), textcoords="offset points", ha="center",
                                 xytext=(0, 7 if above else -7), va="bottom" if above else "top", fontsize=7,
                                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
-    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image (nats)")
+    # the plain cross-entropy (Score's), not the label-smoothed loss that training lowers
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image, no smoothing (nats)")
     error_axis.set(title="Errors (100% - accuracy)", xlabel="epoch", ylabel="images misread (%, log scale)",
                    yscale="log")
+    error_axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))  # "1%", not "10^0"
     error_axis.margins(x=0.08, y=0.25)  # room for the labels inside the frame
     for axis in (loss_axis, error_axis):
         axis.set_xticks(epochs)
@@ -1105,7 +1108,10 @@ def plot_confusion_matrix(matrix: Tensor):
                           color="white" if true == predicted else "black")
     axis.set(title="Confusion matrix (test set)", xlabel="predicted digit", ylabel="true digit",
              xticks=range(10), yticks=range(10))
-    figure.colorbar(image, label="images (colour: log of count + 1)")
+    counts = [count for count in (0, 1, 10, 100, 1000, 10000) if count <= matrix.max()]
+    colorbar = figure.colorbar(image, ticks=[count + 1 for count in counts], label="images (log scale)")
+    colorbar.ax.minorticks_off()
+    colorbar.ax.set_yticklabels([str(count) for count in counts])  # the counts themselves, not count + 1
     figure.tight_layout()
     return figure
 

@@ -303,6 +303,9 @@ def test_plot_history_draws_loss_and_error_rate_per_epoch(split):
     for axis in (loss_axis, error_axis):
         assert axis.get_xlabel() == "epoch" and axis.get_ylabel()
         assert list(axis.get_xticks()) == [1, 2]
+    figure.canvas.draw()
+    percents = [label.get_text() for label in error_axis.get_yticklabels() if label.get_text()]
+    assert "1%" in percents and "10%" in percents  # percentages on the log axis, not powers of ten
 
 
 def test_plot_confusion_matrix_writes_each_count_at_its_true_row_and_predicted_column():
@@ -315,6 +318,10 @@ def test_plot_confusion_matrix_writes_each_count_at_its_true_row_and_predicted_c
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted digit", "true digit")
     counts = {text.get_position(): text.get_text() for text in axis.texts}
     assert counts == {(3, 3): "2", (8, 3): "1", (7, 7): "1", (0, 0): "1"}  # (x = predicted, y = true)
+    # the colour scale is log(count + 1), but its ticks name the counts
+    colorbar = figure.axes[1]
+    assert [label.get_text() for label in colorbar.get_yticklabels()] == ["0", "1"]
+    assert list(colorbar.get_yticks()) == [1, 2]
 
 
 def test_save_figure_writes_the_png_and_a_copy_for_the_readme_in_new_folders(tmp_path):
