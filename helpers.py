@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import socket
 import sys
 import tempfile
@@ -1117,10 +1118,13 @@ def plot_confusion_matrix(matrix: Tensor):
 
 
 def save_figure(figure, path: str | os.PathLike, copy_to: str | os.PathLike | None = None) -> None:
-    """Write `figure` as a PNG to `path`, and to the folder `copy_to` as well (the README's figures)."""
-    for target in [Path(path)] + ([Path(copy_to) / Path(path).name] if copy_to is not None else []):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(target, dpi=100, bbox_inches="tight")
+    """Write `figure` as a PNG to `path`, and a copy of that file into the folder `copy_to` (the README's figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    if copy_to is not None:  # the same file, not drawn a second time
+        Path(copy_to).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(copy_to) / path.name)
 
 
 # ---------------------------------------------------------------------------

@@ -334,3 +334,4 @@ def test_save_figure_writes_the_png_and_a_copy_for_the_readme_in_new_folders(tmp
     assert [path.name for path in (tmp_path / "images").iterdir()] == ["curves.png"]
     with Image.open(tmp_path / "images" / "curves.png") as copy:
         assert copy.format == "PNG" and copy.width > 300  # the figure, at 100 dpi
+    assert (tmp_path / "images" / "curves.png").read_bytes() == (tmp_path / "outputs" / "curves.png").read_bytes()
