@@ -1076,16 +1076,19 @@ def plot_history(history: list[dict]):
         loss_axis.plot(epochs, [r[f"{name}_loss"] for r in history], style, label=name)
         error_axis.plot(epochs, errors[name], style, label=name)
         for epoch, error, other_error in zip(epochs, errors[name], errors[other], strict=True):
-            above = error >= other_error  # each label on the far side from the other curve
-            error_axis.annotate(f"{error:.2f}", (epoch, error), textcoords="offset points", ha="center",
-                                xytext=(0, 7 if above else -7), va="bottom" if above else "top", fontsize=7,
+            # each label on the far side from the other curve; a falling line runs from upper left to
+            # lower right, so a label above goes to the right and one below to the left, clear of it
+            above = error >= other_error
+            error_axis.annotate(f"{error:.2f}", (epoch, error), textcoords="offset points",
+                                xytext=(5, 5) if above else (-5, -5), ha="left" if above else "right",
+                                va="bottom" if above else "top", fontsize=8,
                                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
     # the plain cross-entropy (Score's), not the label-smoothed loss that training lowers
-    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image, no smoothing (nats)")
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image (no label smoothing)")
     error_axis.set(title="Errors (100% - accuracy)", xlabel="epoch", ylabel="images misread (%, log scale)",
                    yscale="log")
     error_axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))  # "1%", not "10^0"
-    error_axis.margins(x=0.08, y=0.25)  # room for the labels inside the frame
+    error_axis.margins(x=0.12, y=0.25)  # room for the labels inside the frame
     for axis in (loss_axis, error_axis):
         axis.set_xticks(epochs)
         axis.grid(alpha=0.3, which="both")

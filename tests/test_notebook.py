@@ -135,6 +135,28 @@ def test_opened_alone_the_first_cell_says_how_to_get_helpers(tmp_path):
     assert "Traceback" not in message and "File " not in message  # the message alone, not a traceback
 
 
+def test_the_first_cell_asks_for_a_page_reload_when_it_installs_anywidget():
+    """A widget whose package was installed while the page was open shows a JavaScript error until the
+    page is reloaded (seen in JupyterLab 4.6), so the first cell says so when it had to install anywidget."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    # anywidget then looks missing to the cell; pip finds it installed and changes nothing
+    hide = nbformat.v4.new_code_cell("import importlib.util\n"
+                                     "find_spec = importlib.util.find_spec\n"
+                                     "importlib.util.find_spec = lambda name, *rest: "
+                                     "None if name == 'anywidget' else find_spec(name, *rest)")
+    again = nbformat.v4.new_code_cell(first.source)
+    notebook.cells = [first, hide, again]
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    client.execute()
+    printed = ["".join(output.get("text", "") for output in cell.outputs if output.get("name") == "stdout")
+               for cell in (first, again)]
+    assert printed[0] == "helpers.py found\n"  # nothing installed, nothing to reload
+    # after whatever pip itself prints
+    assert "\nhelpers.py found; installed anywidget\nNow reload this page" in printed[1], printed[1]
+    assert printed[1].endswith("the drawing pad\nof section 10 shows a JavaScript error instead of a pad.\n")
+
+
 def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fake_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_DATA_DIR", str(fake_mnist))
     monkeypatch.setenv("MNIST_OUTPUT_DIR", str(tmp_path / "outputs"))
