@@ -1025,7 +1025,7 @@ def plot_lr_range(lrs: list[float], losses: list[float], chosen_lr: float):
     axis.axvline(explodes, color="tab:orange", linestyle="--", label=f"back above chance: {explodes:.3g}")
     axis.axvline(chosen_lr, color="tab:red", linestyle="-.", label=f"chosen peak: {chosen_lr}")
     axis.set(title="Learning-rate range test", xlabel="learning rate (log scale)",
-             ylabel="training loss (cross-entropy per image)")
+             ylabel="training loss per image (label-smoothed, as in training)")
     # from just below the lowest loss to a little above chance: a blow-up at the end would flatten the rest
     axis.set_ylim(min(losses) - 0.1, min(max(losses), math.log(10) + 0.7) + 0.05)
     axis.grid(alpha=0.3)
