@@ -32,6 +32,7 @@ import argparse
 import base64
 import copy
 import dataclasses
+import dis
 import io
 import json
 import logging
@@ -43,6 +44,7 @@ import socket
 import sys
 import tempfile
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1659,6 +1661,39 @@ class Exercise:
     def solution(self) -> None:
         print(self.solution_code)
 
+
+
+def _empty_stub(*args, **kwargs):
+    """An exercise cell's function before the student writes it."""
+    ...  # your code here
+
+
+class _EmptyStubNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        ...  # your layers here
+
+
+def _instructions(function: types.FunctionType) -> list[tuple[str, object]]:
+    """What the function does, as (operation, argument) pairs: docstrings, comments and names of
+    arguments do not change it, nor do the no-op instructions some Pythons add for line numbers."""
+    return [(op.opname, op.argval) for op in dis.get_instructions(function)
+            if op.opname not in ("NOP", "RESUME", "CACHE")]
+
+
+def unanswered(answer) -> bool:
+    """True while `answer`, the function or class an exercise cell defines, is still as empty as that
+    cell's stub: every body does nothing (`...` or `pass`; and `super().__init__()` in a network's __init__).
+
+    A worked-solution cell steps in only then (`if helpers.unanswered(training_step): ...`), so that
+    running it keeps a student's own answer, even a wrong one, for the check under it.
+    """
+    if isinstance(answer, type):
+        methods = [member for member in vars(answer).values() if isinstance(member, types.FunctionType)]
+        return bool(methods) and all(
+            unanswered(method) or _instructions(method) == _instructions(_EmptyStubNetwork.__init__)
+            for method in methods)
+    return isinstance(answer, types.FunctionType) and _instructions(answer) == _instructions(_empty_stub)
 
 # Max-pooling by hand. Negative values, and a block of only negative ones, catch a maximum that starts from 0.
 _POOL_GRIDS = (

@@ -368,3 +368,78 @@ def test_checking_a_network_leaves_the_random_numbers_and_the_model_as_they_were
     for name, value in model.state_dict().items():
         assert torch.equal(value, state[name]), name  # batch-norm statistics untouched
     assert all(parameter.grad is None for parameter in model.parameters())
+
+
+# The worked solutions in the notebook step in only while the student's cell is still empty.
+
+
+def empty_stub(grid):
+    """As an exercise cell gives it."""
+    ...  # your code here
+
+
+def answered_but_wrong(grid):
+    ...  # the stub's line, left in
+    return grid
+
+
+class EmptyNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        ...  # your layers here
+
+    def forward(self, x):
+        ...  # (N, 1, 28, 28) images -> (N, 10) scores
+
+
+class LayersButNoForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        ...
+
+
+@pytest.mark.parametrize("answer, empty", [
+    (empty_stub, True), (EmptyNetwork, True), (forgot_return, False), (answered_but_wrong, False),
+    (pytorch_max_pool, False), (LayersButNoForward, False), (helpers.Net, False), (None, False),
+])
+def test_unanswered_is_true_only_for_an_empty_stub(answer, empty):
+    assert helpers.unanswered(answer) is empty
+
+
+def notebook_exercise_cells():
+    """(exercise, its stub cell's source, its worked-solution cell's source) for each of the notebook's exercises."""
+    import nbformat
+
+    from conftest import ROOT
+
+    cells = nbformat.read(ROOT / "mnist_cnn.ipynb", as_version=4).cells
+    by_name = {exercise.name: exercise for exercise in EXERCISES}
+    found = []
+    for index, cell in enumerate(cells):
+        if "exercise" in cell.metadata.get("tags", []):
+            name = cell.source.split()[1].split("(")[0].rstrip(":")  # def name(... / class Name(...
+            solution = cells[index + 1]
+            assert "solution" in solution.metadata.get("tags", []), f"no worked solution under {name}'s cell"
+            found.append(pytest.param(by_name[name], cell.source, solution.source, id=name))
+    assert sorted(param.id for param in found) == sorted(by_name)
+    return found
+
+
+@pytest.mark.parametrize("exercise, stub, solution", notebook_exercise_cells())
+def test_a_worked_solution_cell_fills_an_empty_stub_and_keeps_a_students_answer(exercise, stub, solution):
+    namespace = {"torch": torch, "nn": nn, "F": F, "helpers": helpers}
+    exec(stub, namespace)
+    assert helpers.unanswered(namespace[exercise.name]), "the exercise cell's stub should count as empty"
+    exec(solution, namespace)  # stub, then solution: the saved run, whose check passes
+    passed, message = exercise.feedback(namespace[exercise.name])
+    assert passed, message
+
+    def students_answer(*args, **kwargs):  # written, if wrong
+        return 0
+
+    namespace[exercise.name] = students_answer
+    exec(solution, namespace)  # Shift-Enter through the solution cell: the answer stays
+    assert namespace[exercise.name] is students_answer
