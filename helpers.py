@@ -1662,7 +1662,6 @@ class Exercise:
         print(self.solution_code)
 
 
-
 def _empty_stub(*args, **kwargs):
     """An exercise cell's function before the student writes it."""
     ...  # your code here
@@ -1681,6 +1680,10 @@ def _instructions(function: types.FunctionType) -> list[tuple[str, object]]:
             if op.opname not in ("NOP", "RESUME", "CACHE")]
 
 
+_EMPTY_FUNCTION = _instructions(_empty_stub)
+_EMPTY_NETWORK_INIT = _instructions(_EmptyStubNetwork.__init__)
+
+
 def unanswered(answer) -> bool:
     """True while `answer`, the function or class an exercise cell defines, is still as empty as that
     cell's stub: every body does nothing (`...` or `pass`; and `super().__init__()` in a network's __init__).
@@ -1690,10 +1693,10 @@ def unanswered(answer) -> bool:
     """
     if isinstance(answer, type):
         methods = [member for member in vars(answer).values() if isinstance(member, types.FunctionType)]
-        return bool(methods) and all(
-            unanswered(method) or _instructions(method) == _instructions(_EmptyStubNetwork.__init__)
-            for method in methods)
-    return isinstance(answer, types.FunctionType) and _instructions(answer) == _instructions(_empty_stub)
+        return bool(methods) and all(_instructions(method) in (_EMPTY_FUNCTION, _EMPTY_NETWORK_INIT)
+                                     for method in methods)
+    return isinstance(answer, types.FunctionType) and _instructions(answer) == _EMPTY_FUNCTION
+
 
 # Max-pooling by hand. Negative values, and a block of only negative ones, catch a maximum that starts from 0.
 _POOL_GRIDS = (

@@ -1,5 +1,6 @@
 """The notebook's exercises check themselves: right answers pass, typical mistakes are named, nothing raises."""
 
+import ast
 import math
 
 import pytest
@@ -420,7 +421,7 @@ def notebook_exercise_cells():
     found = []
     for index, cell in enumerate(cells):
         if "exercise" in cell.metadata.get("tags", []):
-            name = cell.source.split()[1].split("(")[0].rstrip(":")  # def name(... / class Name(...
+            name = ast.parse(cell.source).body[0].name  # the stub's def or class
             solution = cells[index + 1]
             assert "solution" in solution.metadata.get("tags", []), f"no worked solution under {name}'s cell"
             found.append(pytest.param(by_name[name], cell.source, solution.source, id=name))

@@ -208,17 +208,11 @@ def definitions(cell_or_source) -> dict[str, str]:
 
 
 def only_defines(cell) -> bool:
-    """Whether a code cell holds nothing but function and class definitions, perhaps under an `if`
-    (a worked solution's `if helpers.unanswered(...)`)."""
+    """Whether a code cell holds nothing but function and class definitions."""
     from IPython.core.inputtransformer2 import TransformerManager
 
-    def defines(node) -> bool:
-        if isinstance(node, ast.If):
-            return not node.orelse and all(defines(inner) for inner in node.body)
-        return isinstance(node, ast.FunctionDef | ast.ClassDef)
-
     body = ast.parse(TransformerManager().transform_cell(cell.source)).body
-    return bool(body) and all(defines(node) for node in body)
+    return bool(body) and all(isinstance(node, ast.FunctionDef | ast.ClassDef) for node in body)
 
 
 def test_the_notebooks_network_and_loop_are_the_code_of_helpers():
