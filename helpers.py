@@ -1952,6 +1952,10 @@ def _check_training_step(training_step) -> str | None:
         return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after, weights, strict=True))
 
     if moved_like(before):
+        if all(parameter.grad is None or not parameter.grad.any() for parameter in model.parameters()):
+            # zero_grad after backward (or no backward at all) leaves step() nothing to move the weights by
+            return ("the weights did not move: the gradients were empty when optimizer.step() ran. Keep the "
+                    "order optimizer.zero_grad(), then loss.backward(), then optimizer.step().")
         return "the weights did not move: after loss.backward(), optimizer.step() moves them."
     if moved_like([weight - _STEP_LR * 0.5 for weight in before]):
         return ("the weights moved by the previous step's gradients: call loss.backward() before "

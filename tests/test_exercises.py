@@ -194,6 +194,14 @@ def step_without_step(model, optimizer, images, labels):
     return loss.item()
 
 
+def step_clearing_the_gradients_too_late(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.zero_grad()  # clears the gradients backward just computed
+    optimizer.step()
+    return loss.item()
+
+
 def step_on_probabilities(model, optimizer, images, labels):
     return pytorch_training_step(lambda x: F.softmax(model(x), dim=1), optimizer, images, labels)
 
@@ -286,6 +294,8 @@ MISTAKES = [
                  id="step-before-backward"),
     pytest.param(helpers.training_step_exercise, step_without_step, ["did not move", "optimizer.step()"],
                  id="step-no-step"),
+    pytest.param(helpers.training_step_exercise, step_clearing_the_gradients_too_late,
+                 ["gradients were empty", "then loss.backward(), then optimizer.step()"], id="step-zero-grad-late"),
     pytest.param(helpers.training_step_exercise, step_on_probabilities, ["probabilities", "raw scores"],
                  id="step-softmax"),
     pytest.param(helpers.training_step_exercise, step_on_another_loss, ["not as one SGD step"], id="step-mse"),
