@@ -1993,8 +1993,9 @@ def training_step(model, optimizer, images, labels):
 training_step_exercise = Exercise(
     name="training_step",
     checker=_check_training_step,
-    hint_text="As in the (w - 3)**2 cell: the loss is F.cross_entropy(model(images), labels); then "
-    "optimizer.zero_grad(), loss.backward(), optimizer.step(); return loss.item().",
+    hint_text="Follow the (w - 3)**2 cell, in its order: compute the batch's loss from the network's scores, "
+    "clear the old gradients, compute the new ones, move the weights; then return the loss as a plain number. "
+    "helpers.training_step_exercise.solution() shows the code.",
     solution_code=_TRAINING_STEP_SOLUTION,
     correct="one step moved every weight as torch.optim.SGD does on this batch's F.cross_entropy, from fresh "
     "gradients, and you returned the loss.",
