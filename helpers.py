@@ -1688,14 +1688,23 @@ def unanswered(answer) -> bool:
     """True while `answer`, the function or class an exercise cell defines, is still as empty as that
     cell's stub: every body does nothing (`...` or `pass`; and `super().__init__()` in a network's __init__).
 
-    A worked-solution cell steps in only then (`if helpers.unanswered(training_step): ...`), so that
-    running it keeps a student's own answer, even a wrong one, for the check under it.
+    A worked-solution cell steps in only then (through `still_empty`), so that running it keeps a
+    student's own answer, even a wrong one, for the check under it.
     """
     if isinstance(answer, type):
         methods = [member for member in vars(answer).values() if isinstance(member, types.FunctionType)]
         return bool(methods) and all(_instructions(method) in (_EMPTY_FUNCTION, _EMPTY_NETWORK_INIT)
                                      for method in methods)
     return isinstance(answer, types.FunctionType) and _instructions(answer) == _EMPTY_FUNCTION
+
+
+def still_empty(answer) -> bool:
+    """`unanswered(answer)`, said aloud: a worked-solution cell starts `if helpers.still_empty(training_step):`,
+    so the student reading its saved output knows whose code the check under it ran."""
+    if unanswered(answer):
+        print(f"Your {answer.__name__} above is still empty, so the check below runs this worked solution.")
+        return True
+    return False
 
 
 # Max-pooling by hand. Negative values, and a block of only negative ones, catch a maximum that starts from 0.

@@ -443,7 +443,7 @@ def test_the_drawing_pad_reads_a_drawn_one_and_seven(notebook_run):
     run, page = notebook_run, notebook_run.page
     assert code_cell_index(run.saved, "DigitPad(") is not None, (
         "mnist_cnn.ipynb has no cell that makes the drawing pad: expected `pad = helpers.DigitPad(model)` "
-        "and `pad` in its section 10, 'Draw a digit'")
+        "and `pad` in its section 7, 'Draw a digit'")
     assert run.outcome == "finished", f"the notebook did not run to the end: {run.outcome}; {run.error_outputs}"
     cells = page.locator(".jp-Notebook .jp-Cell")
     pad = page.locator(".jp-Notebook .digit-pad")

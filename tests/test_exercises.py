@@ -420,6 +420,14 @@ def test_unanswered_is_true_only_for_an_empty_stub(answer, empty):
     assert helpers.unanswered(answer) is empty
 
 
+def test_still_empty_says_whose_code_the_check_will_run(capsys):
+    assert helpers.still_empty(EmptyNetwork) is True
+    assert capsys.readouterr().out == (
+        "Your EmptyNetwork above is still empty, so the check below runs this worked solution.\n")
+    assert helpers.still_empty(answered_but_wrong) is False
+    assert capsys.readouterr().out == ""  # a student's answer, even a wrong one, is theirs: nothing to say
+
+
 def notebook_exercise_cells():
     """(exercise, its stub cell's source, its worked-solution cell's source) for each of the notebook's exercises."""
     import nbformat
@@ -440,11 +448,12 @@ def notebook_exercise_cells():
 
 
 @pytest.mark.parametrize("exercise, stub, solution", notebook_exercise_cells())
-def test_a_worked_solution_cell_fills_an_empty_stub_and_keeps_a_students_answer(exercise, stub, solution):
+def test_a_worked_solution_cell_fills_an_empty_stub_and_keeps_a_students_answer(exercise, stub, solution, capsys):
     namespace = {"torch": torch, "nn": nn, "F": F, "helpers": helpers}
     exec(stub, namespace)
     assert helpers.unanswered(namespace[exercise.name]), "the exercise cell's stub should count as empty"
     exec(solution, namespace)  # stub, then solution: the saved run, whose check passes
+    assert capsys.readouterr().out.startswith(f"Your {exercise.name} above is still empty")
     passed, message = exercise.feedback(namespace[exercise.name])
     assert passed, message
 
@@ -454,3 +463,4 @@ def test_a_worked_solution_cell_fills_an_empty_stub_and_keeps_a_students_answer(
     namespace[exercise.name] = students_answer
     exec(solution, namespace)  # Shift-Enter through the solution cell: the answer stays
     assert namespace[exercise.name] is students_answer
+    assert capsys.readouterr().out == ""

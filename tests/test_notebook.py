@@ -154,7 +154,7 @@ def test_the_first_cell_asks_for_a_page_reload_when_it_installs_anywidget():
     assert printed[0] == "helpers.py found\n"  # nothing installed, nothing to reload
     # after whatever pip itself prints
     assert "\nhelpers.py found; installed anywidget\nNow reload this page" in printed[1], printed[1]
-    assert printed[1].endswith("the drawing pad\nof section 10 shows a JavaScript error instead of a pad.\n")
+    assert printed[1].endswith("the drawing pad\nof section 7 shows a JavaScript error instead of a pad.\n")
 
 
 def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fake_mnist, tmp_path, monkeypatch):
