@@ -458,6 +458,14 @@ def predict_probabilities(model: nn.Module, images: Tensor, batch_size: int = EV
                       for start in range(0, len(images), batch_size)])
 
 
+def most_confident_mistakes(probabilities: Tensor, labels: Tensor, count: int = 16) -> Tensor:
+    """Indices of the `count` wrong predictions given the highest probability, the most confident first."""
+    predictions = probabilities.argmax(dim=1)
+    wrong = (predictions != labels).nonzero().squeeze(1)  # the indices of the mistakes
+    confidence = probabilities[wrong, predictions[wrong]]  # the probability each mistake gave the digit it said
+    return wrong[confidence.argsort(descending=True)[:count]]
+
+
 # ---------------------------------------------------------------------------
 # 5. Progress: who is watching the training
 # ---------------------------------------------------------------------------

@@ -81,3 +81,15 @@ def test_a_changed_network_is_saved_reloaded_and_counted_as_itself(tmp_path):
         helpers.load_model(path, "cpu")  # the course's Net has another fc1
     helpers.write_metrics(tmp_path / "metrics.json", [], reloaded)
     assert json.loads((tmp_path / "metrics.json").read_text())["params"] == 22_146
+
+
+def test_most_confident_mistakes_lists_only_mistakes_the_surest_first():
+    probabilities = torch.tensor([[0.9, 0.1, 0.0],   # right (label 0)
+                                  [0.2, 0.8, 0.0],   # wrong: said 1 at 0.8
+                                  [0.1, 0.3, 0.6],   # wrong: said 2 at 0.6
+                                  [0.05, 0.0, 0.95],  # wrong: said 2 at 0.95
+                                  [0.0, 0.99, 0.01]])  # right (label 1), surer than any mistake
+    labels = torch.tensor([0, 0, 1, 0, 1])
+    assert helpers.most_confident_mistakes(probabilities, labels).tolist() == [3, 1, 2]
+    assert helpers.most_confident_mistakes(probabilities, labels, count=2).tolist() == [3, 1]
+    assert helpers.most_confident_mistakes(probabilities, torch.tensor([0, 1, 2, 2, 1])).tolist() == []
