@@ -386,16 +386,9 @@ class Score:
         return 100.0 * self.correct.item() / max(self.count, 1)
 
 
-def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score, *, label_smoothing=0.0,
-                    augment=None):
-    """One SGD step per batch of indices in `batches`; `score` keeps the running loss and accuracy.
-
-    `augment`, if given, is a function that returns a random variation of the images; `fit` passes
-    one (`helpers.augment_images`) when augmentation is on, and None when it is off.
-    """
+def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score, label_smoothing=0.0):
+    """One SGD step per batch of indices in `batches`; `score` keeps the running loss and accuracy."""
     model.train()
-    if augment is not None:
-        images = augment(images)  # a fresh random variation of every image, each epoch
     for indices in batches:
         batch_images, batch_labels = images[indices], labels[indices]
         scores = model(batch_images)  # (batch size, 10): one score per digit
@@ -404,13 +397,13 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score,
         loss.backward()  # gradients of the loss with respect to every weight
         optimizer.step()  # move each weight a small step against its gradient
         scheduler.step()  # the learning rate for the next step
-        score.add(scores, batch_labels)
+        score.add(scores, batch_labels)  # running totals: the loss (without smoothing), the right answers
 
 
-@torch.inference_mode()
+@torch.inference_mode()  # no gradients: nothing here is trained
 def evaluate(model, images, labels, batch_size=EVAL_BATCH_SIZE):
     """(mean cross-entropy per image, accuracy in percent) on (N, 1, 28, 28) images, without training."""
-    model.eval()
+    model.eval()  # evaluation behaviour: no layer of Net changes, but some kinds (dropout, batch norm) do
     score = Score(images.device)
     for start in range(0, len(labels), batch_size):
         score.add(model(images[start : start + batch_size]), labels[start : start + batch_size])
@@ -597,7 +590,6 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(labels) / batch_size)
     optimizer, scheduler = make_optimizer(model, lr=lr, momentum=momentum, total_steps=epochs * steps_per_epoch)
-    augmentation = (lambda images: augment_images(images, generator)) if augment else None
     mode = progress_mode(progress)
     history: list[dict] = []
     for epoch in range(1, epochs + 1):
@@ -605,9 +597,11 @@ def fit(
         score = Score(images.device)
         batches = shuffled_batches(len(labels), batch_size, generator, images.device)
         try:
-            train_one_epoch(model, optimizer, scheduler, images, labels,
+            # a fresh random variation of every training image, each epoch
+            epoch_images = augment_images(images, generator) if augment else images
+            train_one_epoch(model, optimizer, scheduler, epoch_images, labels,
                             watched(batches, score, description=f"epoch {epoch}/{epochs}", mode=mode),
-                            score, label_smoothing=label_smoothing, augment=augmentation)
+                            score, label_smoothing=label_smoothing)
             eval_loss, eval_accuracy = evaluate(model, eval_images, eval_labels)
         except FloatingPointError as error:
             current = optimizer.param_groups[0]["lr"]

@@ -136,13 +136,13 @@ def run_ours(args, augment: bool = helpers.AUGMENT) -> dict:
     steps = -(-len(data.train_labels) // helpers.BATCH_SIZE)
     optimizer, scheduler = helpers.make_optimizer(model, lr=helpers.LEARNING_RATE, momentum=helpers.MOMENTUM,
                                                   total_steps=args.epochs * steps)
-    augment = (lambda images: helpers.augment_images(images, generator)) if augment else None
     epochs = []
     for _ in range(args.epochs):
         started = time.perf_counter()
         batches = helpers.shuffled_batches(len(data.train_labels), helpers.BATCH_SIZE, generator, device)
-        helpers.train_one_epoch(model, optimizer, scheduler, data.train_images, data.train_labels, batches,
-                                helpers.Score(device), label_smoothing=helpers.LABEL_SMOOTHING, augment=augment)
+        images = helpers.augment_images(data.train_images, generator) if augment else data.train_images
+        helpers.train_one_epoch(model, optimizer, scheduler, images, data.train_labels, batches,
+                                helpers.Score(device), label_smoothing=helpers.LABEL_SMOOTHING)
         trained = time.perf_counter()
         _, accuracy = helpers.evaluate(model, data.test_images, data.test_labels)
         epochs.append({"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained,

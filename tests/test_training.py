@@ -137,9 +137,9 @@ def test_the_loop_the_notebook_shows_trains_exactly_like_fit(fake_mnist):
                                                   total_steps=2 * steps_per_epoch)
     for _ in range(2):
         batches = helpers.shuffled_batches(len(data.train_labels), helpers.BATCH_SIZE, generator)
-        helpers.train_one_epoch(model, optimizer, scheduler, data.train_images, data.train_labels, batches,
-                                helpers.Score(), label_smoothing=helpers.LABEL_SMOOTHING,
-                                augment=lambda images: helpers.augment_images(images, generator))
+        augmented = helpers.augment_images(data.train_images, generator)
+        helpers.train_one_epoch(model, optimizer, scheduler, augmented, data.train_labels, batches,
+                                helpers.Score(), label_smoothing=helpers.LABEL_SMOOTHING)
     by_hand = model.state_dict()
     for name, weight in fitted.state_dict().items():
         assert torch.equal(weight, by_hand[name]), name
