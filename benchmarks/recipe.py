@@ -1,6 +1,6 @@
 """How the training defaults were chosen: candidate recipes compared on a validation split.
 
-    python benchmarks/recipe.py                 # every candidate, seeds 1 2 3 (about an hour on 2 cores)
+    python benchmarks/recipe.py                 # every candidate, seeds 1 2 3 (half an hour on 2 cores, see below)
     python benchmarks/recipe.py --only augment  # one candidate
     python benchmarks/recipe.py --test          # the chosen recipe (helpers' defaults) on test, seeds 1-5
 
