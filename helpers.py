@@ -360,7 +360,7 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-class Score:
+class Tally:
     """Running sum of the cross-entropy loss and count of right answers, kept on the device.
 
     Adding a batch of (N, 10) scores does not wait for the device; reading `loss` or `accuracy` does.
@@ -387,8 +387,8 @@ class Score:
         return 100.0 * self.correct.item() / max(self.count, 1)
 
 
-def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score, label_smoothing=0.0):
-    """One SGD step per batch of indices in `batches`; `score` keeps the running loss and accuracy."""
+def train_one_epoch(model, optimizer, scheduler, images, labels, batches, tally, label_smoothing=0.0):
+    """One SGD step per batch of indices in `batches`; `tally` keeps the running loss and accuracy."""
     model.train()
     for indices in batches:
         batch_images, batch_labels = images[indices], labels[indices]
@@ -398,17 +398,17 @@ def train_one_epoch(model, optimizer, scheduler, images, labels, batches, score,
         loss.backward()  # gradients of the loss with respect to every weight
         optimizer.step()  # move each weight a small step against its gradient
         scheduler.step()  # the learning rate for the next step
-        score.add(scores, batch_labels)  # running totals: the loss (without smoothing), the right answers
+        tally.add(scores, batch_labels)  # running totals: the loss (without smoothing), the right answers
 
 
 @torch.inference_mode()  # no gradients: nothing here is trained
 def evaluate(model, images, labels, batch_size=EVAL_BATCH_SIZE):
     """(mean cross-entropy per image, accuracy in percent) on (N, 1, 28, 28) images, without training."""
     model.eval()  # evaluation behaviour: no layer of Net changes, but some kinds (dropout, batch norm) do
-    score = Score(images.device)
+    tally = Tally(images.device)
     for start in range(0, len(labels), batch_size):
-        score.add(model(images[start : start + batch_size]), labels[start : start + batch_size])
-    return score.loss, score.accuracy
+        tally.add(model(images[start : start + batch_size]), labels[start : start + batch_size])
+    return tally.loss, tally.accuracy
 
 
 def check_settings(epochs: int, batch_size: int, lr: float, momentum: float, label_smoothing: float) -> None:
@@ -504,7 +504,7 @@ def progress_mode(requested: bool | str = "auto") -> str:
     return "widget"
 
 
-def watched(batches: list[Tensor], score: Score, *, description: str, mode: str, check_every: int = 200):
+def watched(batches: list[Tensor], tally: Tally, *, description: str, mode: str, check_every: int = 200):
     """Yield `batches`, and every `check_every` steps update a progress bar and stop a diverging loss.
 
     Reading the loss makes the host wait for the device, so it happens only
@@ -520,10 +520,10 @@ def watched(batches: list[Tensor], score: Score, *, description: str, mode: str,
         for step, indices in enumerate(batches, start=1):
             yield indices
             if step % check_every == 0 or step == len(batches):
-                if not math.isfinite(score.loss):
-                    raise FloatingPointError(f"the training loss became {score.loss} at step {step} of {description}")
-                bar.update(score.count - bar.n)
-                bar.set_postfix(loss=f"{score.loss:.4f}", acc=f"{score.accuracy:.2f}%", refresh=False)
+                if not math.isfinite(tally.loss):
+                    raise FloatingPointError(f"the training loss became {tally.loss} at step {step} of {description}")
+                bar.update(tally.count - bar.n)
+                bar.set_postfix(loss=f"{tally.loss:.4f}", acc=f"{tally.accuracy:.2f}%", refresh=False)
 
 
 
@@ -595,14 +595,14 @@ def fit(
     history: list[dict] = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        score = Score(images.device)
+        tally = Tally(images.device)
         batches = shuffled_batches(len(labels), batch_size, generator, images.device)
         try:
             # a fresh random variation of every training image, each epoch
             epoch_images = augment_images(images, generator) if augment else images
             train_one_epoch(model, optimizer, scheduler, epoch_images, labels,
-                            watched(batches, score, description=f"epoch {epoch}/{epochs}", mode=mode),
-                            score, label_smoothing=label_smoothing)
+                            watched(batches, tally, description=f"epoch {epoch}/{epochs}", mode=mode),
+                            tally, label_smoothing=label_smoothing)
             eval_loss, eval_accuracy = evaluate(model, eval_images, eval_labels)
         except FloatingPointError as error:
             current = optimizer.param_groups[0]["lr"]
@@ -613,8 +613,8 @@ def fit(
             return history
         history.append({
             "epoch": epoch,
-            "train_loss": score.loss,
-            "train_accuracy": score.accuracy,
+            "train_loss": tally.loss,
+            "train_accuracy": tally.accuracy,
             f"{split}_loss": eval_loss,
             f"{split}_accuracy": eval_accuracy,
             "lr": optimizer.param_groups[0]["lr"],
@@ -1088,7 +1088,7 @@ def plot_history(history: list[dict]):
                                 xytext=(5, 5) if above else (-5, -5), ha="left" if above else "right",
                                 va="bottom" if above else "top", fontsize=8,
                                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
-    # the plain cross-entropy (Score's), not the label-smoothed loss that training lowers
+    # the plain cross-entropy (Tally's), not the label-smoothed loss that training lowers
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per image (no label smoothing)")
     error_axis.set(title="Errors (100% - accuracy)", xlabel="epoch", ylabel="images misread (%, log scale)",
                    yscale="log")

@@ -142,7 +142,7 @@ def run_ours(args, augment: bool = helpers.AUGMENT) -> dict:
         batches = helpers.shuffled_batches(len(data.train_labels), helpers.BATCH_SIZE, generator, device)
         images = helpers.augment_images(data.train_images, generator) if augment else data.train_images
         helpers.train_one_epoch(model, optimizer, scheduler, images, data.train_labels, batches,
-                                helpers.Score(device), label_smoothing=helpers.LABEL_SMOOTHING)
+                                helpers.Tally(device), label_smoothing=helpers.LABEL_SMOOTHING)
         trained = time.perf_counter()
         _, accuracy = helpers.evaluate(model, data.test_images, data.test_labels)
         epochs.append({"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained,

@@ -53,7 +53,7 @@ def reader(real_mnist) -> helpers.Net:
         constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         batches = helpers.shuffled_batches(3000, 32, torch.Generator().manual_seed(0))
         helpers.train_one_epoch(model, optimizer, constant, real_mnist.train_images[:3000],
-                                real_mnist.train_labels[:3000], batches, helpers.Score())
+                                real_mnist.train_labels[:3000], batches, helpers.Tally())
     finally:
         torch.set_num_threads(threads)
     return model.eval()

@@ -188,7 +188,7 @@ def test_the_training_cell_runs_again_in_the_same_kernel_with_the_same_result(fa
 
 
 class WithoutHelpersPrefix(ast.NodeTransformer):
-    """`helpers.Score` -> `Score`: the notebook names from helpers what helpers.py names as its own."""
+    """`helpers.Tally` -> `Tally`: the notebook names from helpers what helpers.py names as its own."""
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         self.generic_visit(node)

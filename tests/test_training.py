@@ -46,7 +46,7 @@ def test_a_few_steps_lower_the_training_loss(fake_mnist):
     for _ in range(6):
         batches = helpers.shuffled_batches(len(data.train_labels), 16, generator)
         helpers.train_one_epoch(model, optimizer, constant, data.train_images, data.train_labels, batches,
-                                helpers.Score())
+                                helpers.Tally())
     after, _ = helpers.evaluate(model, data.train_images, data.train_labels)
     assert after < 0.5 * before
 
@@ -139,7 +139,7 @@ def test_the_loop_the_notebook_shows_trains_exactly_like_fit(fake_mnist):
         batches = helpers.shuffled_batches(len(data.train_labels), helpers.BATCH_SIZE, generator)
         augmented = helpers.augment_images(data.train_images, generator)
         helpers.train_one_epoch(model, optimizer, scheduler, augmented, data.train_labels, batches,
-                                helpers.Score(), label_smoothing=helpers.LABEL_SMOOTHING)
+                                helpers.Tally(), label_smoothing=helpers.LABEL_SMOOTHING)
     by_hand = model.state_dict()
     for name, weight in fitted.state_dict().items():
         assert torch.equal(weight, by_hand[name]), name
